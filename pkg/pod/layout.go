@@ -120,6 +120,10 @@ type RuntimeConfig struct {
 	// PrivateUsers is --private-users: "" for none, "auto", or "UID[:COUNT]".
 	PrivateUsers string `json:"privateUsers,omitempty"`
 	MDSToken     string `json:"mdsToken,omitempty"`
+	// MDSPort is the metadata service's TCP port when the pod registered
+	// with it (--mds-register); stage1 builds AC_METADATA_URL from the
+	// token, this port and the host's address as the pod sees it.
+	MDSPort int `json:"mdsPort,omitempty"`
 	// Nets is the parsed --net list: "default", "host", "none",
 	// "NAME:K=V;K=V", in the order given.
 	Nets []string  `json:"nets,omitempty"`

@@ -72,7 +72,7 @@ type Key struct {
 	Origin string `json:"origin"`
 	Path   string `json:"path"`
 	// UserIDs are the key's identities, for humans.
-	UserIDs []string `json:"userIDs,omitempty"`
+	UserIDs []string        `json:"userIDs,omitempty"`
 	Entity  *openpgp.Entity `json:"-"`
 }
 

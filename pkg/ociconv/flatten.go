@@ -306,9 +306,6 @@ func outHeader(h *tar.Header, p string) *tar.Header {
 		Devmajor: h.Devmajor,
 		Devminor: h.Devminor,
 	}
-	if o.Typeflag == tar.TypeRegA {
-		o.Typeflag = tar.TypeReg
-	}
 	if o.Typeflag == tar.TypeDir {
 		o.Name += "/"
 	}

@@ -1,0 +1,224 @@
+package appexec
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/rktng/rkt/pkg/appexec/caps"
+	"github.com/rktng/rkt/pkg/appexec/seccomp"
+	"golang.org/x/sys/unix"
+)
+
+// Exec puts the calling process into the app's final state and execs the
+// app. It never returns on success; on failure the process may already be
+// chrooted or have dropped privileges, so the caller should only report
+// the error and exit.
+//
+// The order matters: things needing privilege (oom_score_adj, mounts,
+// chroot, bounding set) come first; then the identity with PR_SET_KEEPCAPS
+// so that the permitted set survives setuid; then the final capability
+// sets; no_new_privs and the seccomp filter last, so the filter need not
+// allow the set-up calls, except when a non-root app without
+// no_new_privs could no longer install it (then it goes before setuid).
+func Exec(c *Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	// Capabilities, no_new_privs and seccomp are per thread: all of it
+	// must happen on the thread that calls execve. Never unlocked: the
+	// thread is tainted if anything fails.
+	runtime.LockOSThread()
+
+	bound, ambient, err := c.capSets()
+	if err != nil {
+		return err
+	}
+	var filter *seccomp.Filter
+	if !c.DisableSeccomp {
+		filter = c.Seccomp
+		if filter == nil {
+			filter = seccomp.Default()
+		}
+	}
+
+	if c.OOMScoreAdj != nil {
+		if err := setOOMScoreAdj(*c.OOMScoreAdj); err != nil {
+			return fmt.Errorf("app %s: %w", c.Name, err)
+		}
+	}
+	root := c.Rootfs
+	if root == "" {
+		root = "/"
+	}
+	if err := c.setupMounts(root); err != nil {
+		return fmt.Errorf("app %s: %w", c.Name, err)
+	}
+	if root != "/" {
+		if err := unix.Chroot(root); err != nil {
+			return fmt.Errorf("app %s: chroot %s: %w", c.Name, root, err)
+		}
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("app %s: chdir /: %w", c.Name, err)
+	}
+	path, err := lookExec(c.Exec[0], c.Env)
+	if err != nil {
+		return fmt.Errorf("app %s: %w", c.Name, err)
+	}
+
+	if !c.DisableCapabilities {
+		if err := caps.LimitBounding(bound); err != nil {
+			return fmt.Errorf("app %s: %w", c.Name, err)
+		}
+	}
+	// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN,
+	// which a non-root app normally no longer has after setuid.
+	early := filter != nil && !c.NoNewPrivileges &&
+		(c.DisableCapabilities && c.UID != 0 || !c.DisableCapabilities && !(c.UID == 0 && bound.Has(unix.CAP_SYS_ADMIN)))
+	if early {
+		if err := filter.Install(); err != nil {
+			return fmt.Errorf("app %s: %w", c.Name, err)
+		}
+	}
+	if err := c.setIdentity(); err != nil {
+		return fmt.Errorf("app %s: %w", c.Name, err)
+	}
+	if !c.DisableCapabilities {
+		st := caps.State{Inheritable: bound}
+		if c.UID == 0 {
+			st.Effective, st.Permitted = bound, bound
+		} else {
+			// A non-root app keeps only its ambient capabilities; the
+			// permitted set must hold them for the raise.
+			st.Effective, st.Permitted = ambient, ambient
+			st.Inheritable = ambient
+		}
+		if err := st.Set(); err != nil {
+			return fmt.Errorf("app %s: %w", c.Name, err)
+		}
+		if c.UID != 0 {
+			if err := caps.RaiseAmbient(ambient); err != nil {
+				return fmt.Errorf("app %s: %w", c.Name, err)
+			}
+		}
+	}
+	if c.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("app %s: set no_new_privs: %w", c.Name, err)
+		}
+	}
+	wd := c.WorkingDir
+	if wd == "" {
+		wd = "/"
+	}
+	if err := unix.Chdir(wd); err != nil {
+		return fmt.Errorf("app %s: working directory %s: %w", c.Name, wd, err)
+	}
+	if filter != nil && !early {
+		if err := filter.Install(); err != nil {
+			return fmt.Errorf("app %s: %w", c.Name, err)
+		}
+	}
+	err = unix.Exec(path, c.Exec, c.Env)
+	return fmt.Errorf("app %s: exec %s: %w", c.Name, path, err)
+}
+
+// capSets returns the bounding set and the ambient set of the config.
+func (c *Config) capSets() (caps.Set, caps.Set, error) {
+	names := c.Capabilities
+	if names == nil {
+		names = caps.Default()
+	}
+	bound, err := caps.ParseSet(names)
+	if err != nil {
+		return 0, 0, err
+	}
+	ambient, err := caps.ParseSet(c.AmbientCapabilities)
+	if err != nil {
+		return 0, 0, err
+	}
+	if ambient&^bound != 0 {
+		return 0, 0, fmt.Errorf("ambient capabilities %v are not in the capability set", (ambient &^ bound).Names())
+	}
+	return bound, ambient, nil
+}
+
+// setIdentity sets groups, gid and uid, keeping the permitted capability
+// set across the uid change so that the final sets can be chosen after.
+func (c *Config) setIdentity() error {
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("keep capabilities: %w", err)
+	}
+	gids := c.SupplementaryGIDs
+	if gids == nil {
+		gids = []int{}
+	}
+	if err := unix.Setgroups(gids); err != nil {
+		return fmt.Errorf("setgroups %v: %w", gids, err)
+	}
+	if err := unix.Setresgid(c.GID, c.GID, c.GID); err != nil {
+		return fmt.Errorf("setgid %d: %w", c.GID, err)
+	}
+	if err := unix.Setresuid(c.UID, c.UID, c.UID); err != nil {
+		return fmt.Errorf("setuid %d: %w", c.UID, err)
+	}
+	return nil
+}
+
+// setOOMScoreAdj writes the calling process's oom_score_adj.
+func setOOMScoreAdj(v int) error {
+	err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(v)), 0)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("%w to %d: lowering it below its current value needs CAP_SYS_RESOURCE, which this process lacks: %w", ErrOOMScoreAdj, v, err)
+	}
+	return fmt.Errorf("%w to %d: %w", ErrOOMScoreAdj, v, err)
+}
+
+// lookExec resolves the executable inside the (already chrooted) root:
+// an absolute or relative path as is, a bare name through env's PATH.
+func lookExec(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := isExecutable(name); err != nil {
+			return "", fmt.Errorf("%w: %s: %w", ErrExecNotFound, name, err)
+		}
+		return name, nil
+	}
+	pathVar := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathVar = v
+		}
+	}
+	for _, dir := range filepath.SplitList(pathVar) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if isExecutable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %s in PATH %s", ErrExecNotFound, name, pathVar)
+}
+
+func isExecutable(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return errors.New("is a directory")
+	}
+	if st.Mode()&0o111 == 0 {
+		return errors.New("not executable")
+	}
+	return nil
+}

@@ -5,7 +5,8 @@
 // HTTP, echo stdin, allocate memory.
 //
 // Output is one `key=value` per line (or one JSON object with -json), in a
-// fixed order whatever the order of the flags. Values holding a newline or a
+// fixed order whatever the order of the flags (writes before reads, so that
+// a file can be written and read back in one run). Values holding a newline or a
 // backslash are escaped as \n and \\; ParseOutput-style helpers in the tests
 // undo that. A failed action prints `KEY.error=message` instead of `KEY=value`
 // and makes inspect exit 1 at the end, unless -exit says otherwise.
@@ -216,18 +217,18 @@ func main() {
 	if printCPU {
 		addCPU(r)
 	}
-	for _, p := range reads {
-		if b, err := os.ReadFile(p); err != nil {
-			r.fail("file:"+p, err)
-		} else {
-			r.add("file:"+p, string(b))
-		}
-	}
 	for _, p := range writes {
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			r.fail("write:"+p, err)
 		} else {
 			r.add("write:"+p, "ok")
+		}
+	}
+	for _, p := range reads {
+		if b, err := os.ReadFile(p); err != nil {
+			r.fail("file:"+p, err)
+		} else {
+			r.add("file:"+p, string(b))
 		}
 	}
 	for _, name := range syscalls {

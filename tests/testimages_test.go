@@ -1,0 +1,196 @@
+package tests
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/appc/spec/aci"
+	"github.com/appc/spec/schema"
+)
+
+// parseInspect turns the key=value lines the inspect image prints into a
+// map, undoing its \n and \\ escapes. Lines without '=' (messages printed
+// with -print-msg) are skipped.
+func parseInspect(out string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		var b strings.Builder
+		for i := 0; i < len(v); i++ {
+			if v[i] == '\\' && i+1 < len(v) {
+				i++
+				if v[i] == 'n' {
+					b.WriteByte('\n')
+				} else {
+					b.WriteByte(v[i])
+				}
+				continue
+			}
+			b.WriteByte(v[i])
+		}
+		m[k] = b.String()
+	}
+	return m
+}
+
+// openACI returns a tar reader over a built test image, gzip or not.
+func openACI(t *testing.T, name string) *tar.Reader {
+	t.Helper()
+	f, err := os.Open(testImage(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	var r io.Reader = f
+	if strings.HasSuffix(name, ".gz") {
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = gz
+	}
+	return tar.NewReader(r)
+}
+
+func imageManifest(t *testing.T, name string) *schema.ImageManifest {
+	t.Helper()
+	tr := openACI(t, name)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s: no manifest: %v", name, err)
+		}
+		if h.Name == "manifest" {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var im schema.ImageManifest
+			if err := json.Unmarshal(b, &im); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return &im
+		}
+	}
+}
+
+// TestTestImagesAreValidACIs checks the layout and manifests of the images
+// every other test relies on, so that a broken image shows up here and not
+// as a puzzling failure elsewhere.
+func TestTestImagesAreValidACIs(t *testing.T) {
+	want := map[string]string{
+		"busybox.aci":    "rktng.io/test/busybox",
+		"inspect.aci":    "rktng.io/test/inspect",
+		"inspect.aci.gz": "rktng.io/test/inspect",
+		"dep-base.aci":   "rktng.io/test/dep-base",
+		"dep-top.aci":    "rktng.io/test/dep-top",
+		"whitelist.aci":  "rktng.io/test/whitelist",
+	}
+	for file, name := range want {
+		if err := aci.ValidateArchive(openACI(t, file)); err != nil {
+			t.Errorf("%s: %v", file, err)
+			continue
+		}
+		im := imageManifest(t, file)
+		if string(im.Name) != name {
+			t.Errorf("%s: name %q, want %q", file, im.Name, name)
+		}
+	}
+	if deps := imageManifest(t, "dep-top.aci").Dependencies; len(deps) != 1 || deps[0].ImageName != "rktng.io/test/dep-base" {
+		t.Errorf("dep-top dependencies = %+v, want dep-base", deps)
+	}
+	wl := imageManifest(t, "whitelist.aci")
+	if len(wl.PathWhitelist) == 0 || len(wl.Dependencies) != 1 {
+		t.Errorf("whitelist image: pathWhitelist %v, dependencies %+v", wl.PathWhitelist, wl.Dependencies)
+	}
+	if app := imageManifest(t, "inspect.aci").App; app == nil || app.Exec[0] != "/inspect" {
+		t.Errorf("inspect app = %+v, want exec /inspect", app)
+	}
+}
+
+// TestInspectProgram runs the inspect binary taken out of the image on the
+// host, to check the reports the pod tests parse.
+func TestInspectProgram(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "inspect")
+	tr := openACI(t, "inspect.aci")
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("no rootfs/inspect in inspect.aci: %v", err)
+		}
+		if h.Name == "rootfs/inspect" {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(bin, b, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	run := func(args ...string) (map[string]string, string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{"FOO=bar", "MULTI=a\nb"}
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return parseInspect(string(out)), string(out), code
+	}
+
+	m, out, code := run("-print-user", "-print-cwd", "-print-env=FOO", "-print-env=MULTI", "-print-env=UNSET",
+		"-print-caps", "-print-nnp", "-print-seccomp", "-check-syscall=chroot", "-check-syscall=nosuch")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for k, want := range map[string]string{
+		"uid": "0", "euid": "0", "cwd": dir, "env:FOO": "bar", "env:MULTI": "a\nb",
+		"no_new_privs": "0", "syscall:chroot": "ok", "syscall:nosuch": "unknown",
+	} {
+		if m[k] != want {
+			t.Errorf("%s = %q, want %q\n%s", k, m[k], want, out)
+		}
+	}
+	if _, ok := m["env:UNSET"]; ok {
+		t.Errorf("an unset variable was printed:\n%s", out)
+	}
+	if !strings.Contains(m["cap.eff.names"], "CAP_SYS_ADMIN") {
+		t.Errorf("root on the host should have CAP_SYS_ADMIN:\n%s", out)
+	}
+
+	target := filepath.Join(dir, "written")
+	m, out, code = run("-write-file="+target, "-content=hello", "-read-file="+target, "-read-file=/nonexistent")
+	if code != 1 || m["write:"+target] != "ok" || m["file:"+target] != "hello" || m["file:/nonexistent.error"] == "" {
+		t.Errorf("write/read: exit %d (want 1 for the missing file)\n%s", code, out)
+	}
+
+	if _, _, code = run("-exit=3", "-print-msg=hi"); code != 3 {
+		t.Errorf("-exit=3 gave %d", code)
+	}
+	_, out, _ = run("-json", "-print-env=FOO")
+	var j map[string]string
+	if err := json.Unmarshal([]byte(out), &j); err != nil || j["env:FOO"] != "bar" {
+		t.Errorf("-json: %v: %q", err, out)
+	}
+	m, out, _ = run("-print-cgroup-memory", "-print-cgroup-cpu")
+	if m["memory.limit"] == "" || m["cpu.quota_us"] == "" {
+		t.Errorf("cgroup limits missing:\n%s", out)
+	}
+}

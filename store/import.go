@@ -1,0 +1,688 @@
+package store
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"context"
+	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+)
+
+// ImportOptions describe where an image came from and what it must be.
+type ImportOptions struct {
+	// SourceURL is recorded in the index (a file path or URL).
+	SourceURL string
+	// ExpectedID, when set, must equal the computed image ID (a full ID).
+	ExpectedID string
+	// Remote, when set, is recorded for Remote.URL in the same transaction
+	// as the image (its ImageID is filled in).
+	Remote *Remote
+}
+
+// maxManifestSize bounds how much of a "manifest" entry is read.
+const maxManifestSize = 16 << 20
+
+// chunkSize is the unit the decompressor hands to the writer; large chunks
+// keep syscalls and goroutine hand-offs few.
+const chunkSize = 1 << 20
+
+// Import reads an ACI (plain tar, or gzip, bzip2, xz or zstd compressed,
+// detected by content), checks that it is a well-formed tar to its end with
+// a valid manifest, and stores it. Either the blob and its index row both
+// exist afterwards, or neither does and nothing is left in cas/tmp.
+func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (ImageInfo, error) {
+	return s.importStream(ctx, r, opts, nil)
+}
+
+// fileRecord is what ImportFile remembers about a file it imported.
+type fileRecord struct {
+	ImageID string `json:"imageID"`
+	Path    string `json:"path"`
+	Size    int64  `json:"size"`
+	MtimeNs int64  `json:"mtimeNs"`
+	CtimeNs int64  `json:"ctimeNs"`
+}
+
+type fileKey struct {
+	key []byte
+	rec fileRecord
+}
+
+// ImportFile imports the ACI at path. It remembers the file's device,
+// inode, size and modification (and change) times, so importing the same
+// unchanged file again costs a stat and one index lookup, not a hash.
+func (s *Store) ImportFile(ctx context.Context, p string, opts ImportOptions) (ImageInfo, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return ImageInfo{}, fmt.Errorf("import %s: %w", p, err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return ImageInfo{}, fmt.Errorf("import %s: %w", p, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return ImageInfo{}, fmt.Errorf("import %s: not a regular file", p)
+	}
+	abs, _ := filepath.Abs(p)
+	fk := &fileKey{
+		key: []byte(fmt.Sprintf("%d:%d", st.Dev, st.Ino)),
+		rec: fileRecord{Path: abs, Size: st.Size, MtimeNs: st.Mtim.Nano(), CtimeNs: st.Ctim.Nano()},
+	}
+	var hit ImageInfo
+	found := false
+	err = s.view(func(tx *bolt.Tx) error {
+		b := bucket(tx, bucketFiles)
+		if b == nil {
+			return nil
+		}
+		v := b.Get(fk.key)
+		if v == nil {
+			return nil
+		}
+		var rec fileRecord
+		if json.Unmarshal(v, &rec) != nil {
+			return nil
+		}
+		if rec.Size != fk.rec.Size || rec.MtimeNs != fk.rec.MtimeNs || rec.CtimeNs != fk.rec.CtimeNs {
+			return nil
+		}
+		if opts.ExpectedID != "" && opts.ExpectedID != rec.ImageID {
+			return nil
+		}
+		info, err := getImage(tx, rec.ImageID)
+		if err != nil {
+			return nil
+		}
+		hit, found = info, true
+		return nil
+	})
+	if err != nil {
+		return ImageInfo{}, fmt.Errorf("import %s: %w", p, err)
+	}
+	if found {
+		return hit, nil
+	}
+	if opts.SourceURL == "" {
+		opts.SourceURL = abs
+	}
+	info, err := s.importStream(ctx, f, opts, fk)
+	if err != nil {
+		return info, fmt.Errorf("import %s: %w", p, err)
+	}
+	return info, nil
+}
+
+// Compression names the detected format of an image stream.
+type Compression string
+
+// Formats Import recognises.
+const (
+	CompressionNone  Compression = "none"
+	CompressionGzip  Compression = "gzip"
+	CompressionBzip2 Compression = "bzip2"
+	CompressionXz    Compression = "xz"
+	CompressionZstd  Compression = "zstd"
+)
+
+// DetectCompression tells the format from the first bytes of a stream.
+func DetectCompression(head []byte) Compression {
+	switch {
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return CompressionGzip
+	case bytes.HasPrefix(head, []byte("BZh")):
+		return CompressionBzip2
+	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		return CompressionXz
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return CompressionZstd
+	}
+	return CompressionNone
+}
+
+// decompressor wraps br by its detected format. close releases decoder
+// resources (zstd runs goroutines).
+func decompressor(br *bufio.Reader) (io.Reader, Compression, func(), error) {
+	head, _ := br.Peek(6)
+	c := DetectCompression(head)
+	nop := func() {}
+	switch c {
+	case CompressionGzip:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, c, nop, fmt.Errorf("gzip header: %w", err)
+		}
+		// One member only: a gzip stream with trailing garbage is not an ACI.
+		return zr, c, func() { zr.Close() }, nil
+	case CompressionBzip2:
+		return bzip2.NewReader(br), c, nop, nil
+	case CompressionXz:
+		r, err := newXzReader(br)
+		if err != nil {
+			return nil, c, nop, fmt.Errorf("xz header: %w", err)
+		}
+		return r, c, nop, nil
+	case CompressionZstd:
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false))
+		if err != nil {
+			return nil, c, nop, fmt.Errorf("zstd header: %w", err)
+		}
+		return zr, c, zr.Close, nil
+	}
+	return br, c, nop, nil
+}
+
+// chunkPipe carries decompressed data from the decompressing goroutine to
+// the one that hashes, writes and checks it, so that both cores work.
+type chunkPipe struct {
+	full chan []byte
+	free chan []byte
+	err  error // set by the producer before closing full
+	cur  []byte
+	held []byte
+	// onChunk sees every chunk once, before the tar reader does.
+	onChunk func([]byte) error
+	ctx     context.Context
+}
+
+func newChunkPipe(ctx context.Context, src io.Reader, onChunk func([]byte) error) *chunkPipe {
+	const depth = 4
+	p := &chunkPipe{full: make(chan []byte, depth), free: make(chan []byte, depth+2), onChunk: onChunk, ctx: ctx}
+	for i := 0; i < depth+2; i++ {
+		p.free <- make([]byte, chunkSize)
+	}
+	go p.produce(src)
+	return p
+}
+
+func (p *chunkPipe) produce(src io.Reader) {
+	defer close(p.full)
+	for {
+		var buf []byte
+		select {
+		case buf = <-p.free:
+		case <-p.ctx.Done():
+			p.err = p.ctx.Err()
+			return
+		}
+		// Not io.ReadFull: it would turn a decoder's own
+		// ErrUnexpectedEOF (a truncated stream) into a clean short read.
+		buf = buf[:cap(buf)]
+		n := 0
+		var err error
+		for n < len(buf) && err == nil {
+			var m int
+			m, err = src.Read(buf[n:])
+			n += m
+		}
+		if n > 0 {
+			p.full <- buf[:n]
+		} else {
+			p.free <- buf
+		}
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			p.err = err
+			return
+		}
+	}
+}
+
+func (p *chunkPipe) Read(b []byte) (int, error) {
+	for len(p.cur) == 0 {
+		if p.held != nil {
+			p.free <- p.held
+			p.held = nil
+		}
+		c, ok := <-p.full
+		if !ok {
+			if p.err != nil {
+				return 0, p.err
+			}
+			return 0, io.EOF
+		}
+		if err := p.onChunk(c); err != nil {
+			p.free <- c
+			return 0, err
+		}
+		if err := p.ctx.Err(); err != nil {
+			p.free <- c
+			return 0, err
+		}
+		p.cur, p.held = c, c
+	}
+	n := copy(b, p.cur)
+	p.cur = p.cur[n:]
+	return n, nil
+}
+
+// drain stops the producer and waits for it, whatever state it is in.
+func (p *chunkPipe) drain() {
+	for c := range p.full {
+		select {
+		case p.free <- c:
+		default:
+		}
+	}
+}
+
+// blobWriter writes chunks to the temp file and the hash, and starts disk
+// writeback early so the final fsync has little left to do.
+type blobWriter struct {
+	f       *os.File
+	h       hash.Hash
+	n       int64
+	flushed int64
+}
+
+func (w *blobWriter) write(c []byte) error {
+	w.h.Write(c)
+	if _, err := w.f.Write(c); err != nil {
+		return fmt.Errorf("write %s: %w", w.f.Name(), err)
+	}
+	w.n += int64(len(c))
+	if w.n-w.flushed >= 16<<20 {
+		_ = unix.SyncFileRange(int(w.f.Fd()), w.flushed, w.n-w.flushed, unix.SYNC_FILE_RANGE_WRITE)
+		w.flushed = w.n
+	}
+	return nil
+}
+
+func (s *Store) importStream(ctx context.Context, r io.Reader, opts ImportOptions, fk *fileKey) (info ImageInfo, err error) {
+	if opts.ExpectedID != "" && !validID(opts.ExpectedID) {
+		return info, fmt.Errorf("expected image ID %q is not a sha512 image ID", opts.ExpectedID)
+	}
+	tmp, err := os.CreateTemp(s.tmpDir(), "import-*")
+	if err != nil {
+		return info, fmt.Errorf("create temp file: %w", err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	br := bufio.NewReaderSize(r, 256<<10)
+	dec, comp, closeDec, err := decompressor(br)
+	if err != nil {
+		return info, fmt.Errorf("%w: %v", ErrInvalidImage, err)
+	}
+	defer closeDec()
+
+	bw := &blobWriter{f: tmp, h: sha512.New()}
+	cctx, cancel := context.WithCancel(ctx)
+	pipe := newChunkPipe(cctx, dec, bw.write)
+	defer func() {
+		cancel()
+		pipe.drain()
+	}()
+	im, manifest, err := checkACI(pipe, comp)
+	if err != nil {
+		return info, err
+	}
+	// Bytes after the end-of-archive marker (block padding) are part of
+	// the blob too.
+	if _, err := io.Copy(io.Discard, pipe); err != nil {
+		return info, readErr(comp, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return info, fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return info, fmt.Errorf("close %s: %w", tmp.Name(), err)
+	}
+	id := idPrefix + hex.EncodeToString(bw.h.Sum(nil))
+	if opts.ExpectedID != "" && opts.ExpectedID != id {
+		return info, fmt.Errorf("%w: expected %s, content is %s", ErrIDMismatch, opts.ExpectedID, id)
+	}
+	labels := map[string]string{}
+	for _, l := range im.Labels {
+		labels[l.Name.String()] = l.Value
+	}
+	now := time.Now()
+	info = ImageInfo{ID: id, Name: im.Name.String(), Labels: labels, ImportTime: now, LastUsed: now,
+		Size: bw.n, SourceURL: opts.SourceURL, Manifest: manifest}
+	if opts.Remote != nil {
+		info.ETag, info.CacheMaxAge = opts.Remote.ETag, opts.Remote.CacheMaxAge
+	}
+	dst := s.blobPath(id)
+	err = s.update(func(tx *bolt.Tx) error {
+		// Blobs change only under the index's write lock, so a row and
+		// its blob appear and disappear together for every reader.
+		if old, err := getImage(tx, id); err == nil {
+			if _, serr := os.Stat(dst); serr == nil {
+				info.ImportTime = old.ImportTime
+				if info.SourceURL == "" {
+					info.SourceURL = old.SourceURL
+				}
+				return s.finishRow(tx, info, opts, fk)
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp.Name(), dst); err != nil {
+			return err
+		}
+		if err := syncDir(filepath.Dir(dst)); err != nil {
+			os.Remove(dst)
+			return err
+		}
+		if err := s.finishRow(tx, info, opts, fk); err != nil {
+			os.Remove(dst)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		// A failed commit after the rename must not leave the blob.
+		if _, gerr := s.Info(id); gerr != nil {
+			os.Remove(dst)
+		}
+		return ImageInfo{}, fmt.Errorf("store image %s: %w", id, err)
+	}
+	return info, nil
+}
+
+func (s *Store) finishRow(tx *bolt.Tx, info ImageInfo, opts ImportOptions, fk *fileKey) error {
+	if err := putImage(tx, info); err != nil {
+		return err
+	}
+	if fk != nil {
+		fk.rec.ImageID = info.ID
+		v, _ := json.Marshal(fk.rec)
+		if err := tx.Bucket(bucketFiles).Put(fk.key, v); err != nil {
+			return err
+		}
+	}
+	if opts.Remote != nil {
+		rm := *opts.Remote
+		rm.ImageID = info.ID
+		if rm.URL == "" {
+			rm.URL = opts.SourceURL
+		}
+		if rm.DownloadTime.IsZero() {
+			rm.DownloadTime = time.Now()
+		}
+		return putRemote(tx, rm)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// readErr words a failure of the decompressed stream.
+func readErr(comp Compression, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) || errors.Is(err, unix.ENOSPC) {
+		return err
+	}
+	if comp != CompressionNone {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: %s stream ends early (truncated download?)", ErrInvalidImage, comp)
+		}
+		return fmt.Errorf("%w: %s: %v", ErrInvalidImage, comp, err)
+	}
+	return fmt.Errorf("%w: %v", ErrInvalidImage, err)
+}
+
+// countingReader counts what the tar reader consumed.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// checkACI walks the whole tar: every header must parse, every entry must
+// sit in the ACI layout without escaping it, the manifest must be a valid
+// appc image manifest, and the archive must end with its end marker, so a
+// tar cut at an entry boundary is refused too.
+func checkACI(r io.Reader, comp Compression) (*schema.ImageManifest, []byte, error) {
+	cr := &countingReader{r: r}
+	tr := tar.NewReader(cr)
+	var (
+		im       *schema.ImageManifest
+		manifest []byte
+		last     string
+		entryEnd int64
+		seen     = map[string]byte{}
+		links    = map[string]string{}
+		rootfs   bool
+	)
+	entryErr := func(name string, format string, args ...any) error {
+		return fmt.Errorf("%w: tar entry %q: %s", ErrInvalidImage, name, fmt.Sprintf(format, args...))
+	}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			if cr.n-entryEnd < 512 {
+				return nil, nil, fmt.Errorf("%w: tar is truncated: no end-of-archive marker after %s", ErrInvalidImage, describeLast(last))
+			}
+			break
+		}
+		if err != nil {
+			return nil, nil, tarErr(comp, err, last)
+		}
+		name, err := cleanEntryName(hdr.Name)
+		if err != nil {
+			return nil, nil, entryErr(hdr.Name, "%v", err)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeXGlobalHeader:
+			goto data
+		case tar.TypeReg, tar.TypeLink, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeDir, tar.TypeFifo:
+		default:
+			return nil, nil, entryErr(hdr.Name, "unsupported entry type %q", hdr.Typeflag)
+		}
+		switch {
+		case name == "manifest":
+			if hdr.Typeflag != tar.TypeReg {
+				return nil, nil, entryErr(hdr.Name, "manifest is not a regular file")
+			}
+			if im != nil {
+				return nil, nil, entryErr(hdr.Name, "second manifest")
+			}
+			if hdr.Size > maxManifestSize {
+				return nil, nil, entryErr(hdr.Name, "manifest is %d bytes, over the %d limit", hdr.Size, maxManifestSize)
+			}
+			manifest, err = io.ReadAll(tr)
+			if err != nil {
+				return nil, nil, tarErr(comp, err, hdr.Name)
+			}
+			if im, err = parseImageManifest(manifest); err != nil {
+				return nil, nil, err
+			}
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, manifest); err == nil {
+				manifest = buf.Bytes()
+			}
+		case name == "rootfs":
+			if hdr.Typeflag != tar.TypeDir {
+				return nil, nil, entryErr(hdr.Name, "rootfs is not a directory")
+			}
+			rootfs = true
+		case strings.HasPrefix(name, "rootfs/"):
+			rootfs = true
+			if err := checkEntry(name, hdr, seen, links); err != nil {
+				return nil, nil, entryErr(hdr.Name, "%v", err)
+			}
+		default:
+			return nil, nil, entryErr(hdr.Name, "outside the ACI layout (only manifest and rootfs/ belong in an ACI)")
+		}
+		seen[name] = hdr.Typeflag
+		if hdr.Typeflag == tar.TypeSymlink {
+			links[name] = hdr.Linkname
+		} else {
+			delete(links, name)
+		}
+	data:
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return nil, nil, tarErr(comp, err, hdr.Name)
+		}
+		entryEnd = (cr.n + 511) &^ 511
+		last = hdr.Name
+	}
+	if im == nil {
+		return nil, nil, fmt.Errorf("%w: no manifest in the image", ErrInvalidImage)
+	}
+	if !rootfs {
+		return nil, nil, fmt.Errorf("%w: no rootfs in the image", ErrInvalidImage)
+	}
+	return im, manifest, nil
+}
+
+func describeLast(last string) string {
+	if last == "" {
+		return "the start"
+	}
+	return fmt.Sprintf("entry %q", last)
+}
+
+func tarErr(comp Compression, err error, last string) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		if comp != CompressionNone {
+			return fmt.Errorf("%w: %s stream or tar ends early, after %s", ErrInvalidImage, comp, describeLast(last))
+		}
+		return fmt.Errorf("%w: tar is truncated after %s", ErrInvalidImage, describeLast(last))
+	}
+	if errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrFieldTooLong) || errors.Is(err, tar.ErrInsecurePath) {
+		return fmt.Errorf("%w: corrupt tar header after %s: %v", ErrInvalidImage, describeLast(last), err)
+	}
+	if e := readErr(comp, err); e != err {
+		return e
+	}
+	return fmt.Errorf("%w: reading tar after %s: %v", ErrInvalidImage, describeLast(last), err)
+}
+
+// cleanEntryName normalises a tar entry name ("./rootfs/x/" → "rootfs/x")
+// and refuses absolute names and any ".." component.
+func cleanEntryName(name string) (string, error) {
+	if strings.HasPrefix(name, "/") {
+		return "", errors.New("absolute path")
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", fmt.Errorf("%w: contains \"..\"", ErrUnsafePath)
+		}
+	}
+	n := path.Clean(name)
+	if n == "." {
+		return "", errors.New("empty name")
+	}
+	return n, nil
+}
+
+// checkEntry refuses, from this tar alone, entries that would escape the
+// rootfs: parents reached through a symlink pointing outside, and hard
+// links to outside targets. Rendering checks again on the real files,
+// which also catches symlinks coming from another layer.
+func checkEntry(name string, hdr *tar.Header, seen map[string]byte, links map[string]string) error {
+	if _, err := resolveLexical(path.Dir(name), links); err != nil {
+		return err
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		target, err := cleanEntryName(hdr.Linkname)
+		if err != nil {
+			return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
+		}
+		if !strings.HasPrefix(target, "rootfs/") {
+			return fmt.Errorf("%w: hard link to %q outside rootfs", ErrUnsafePath, hdr.Linkname)
+		}
+		if _, err := resolveLexical(path.Dir(target), links); err != nil {
+			return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
+		}
+		if t, ok := seen[target]; !ok || t == tar.TypeDir {
+			return fmt.Errorf("hard link to %q, which is not an earlier file in the image", hdr.Linkname)
+		}
+	}
+	return nil
+}
+
+// resolveLexical follows the symlinks of one tar (links) through dir, a
+// path inside rootfs/, and fails if any step leaves rootfs.
+func resolveLexical(dir string, links map[string]string) (string, error) {
+	parts := strings.Split(dir, "/")
+	cur := ""
+	hops := 0
+	for len(parts) > 0 {
+		p := parts[0]
+		parts = parts[1:]
+		next := p
+		if cur != "" {
+			next = cur + "/" + p
+		}
+		target, ok := links[next]
+		if !ok {
+			cur = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", fmt.Errorf("%w: too many symlinks in %q", ErrUnsafePath, dir)
+		}
+		if strings.HasPrefix(target, "/") {
+			return "", fmt.Errorf("%w: parent %q is a symlink to %q, outside the image", ErrUnsafePath, strings.TrimPrefix(next, "rootfs"), target)
+		}
+		joined := path.Join(cur, target)
+		if joined != "rootfs" && !strings.HasPrefix(joined, "rootfs/") {
+			return "", fmt.Errorf("%w: parent %q is a symlink to %q, outside the image", ErrUnsafePath, strings.TrimPrefix(next, "rootfs"), target)
+		}
+		// Re-walk the resolved prefix: it may contain symlinks itself.
+		parts = append(strings.Split(joined, "/"), parts...)
+		cur = ""
+	}
+	return cur, nil
+}
+
+// parseImageManifest validates a manifest against the appc schema, with an
+// error that fits on one line.
+func parseImageManifest(b []byte) (*schema.ImageManifest, error) {
+	var probe any
+	if err := json.Unmarshal(b, &probe); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("%w: manifest is not valid JSON at byte %d: %v", ErrInvalidImage, se.Offset, se)
+		}
+		return nil, fmt.Errorf("%w: manifest: %v", ErrInvalidImage, err)
+	}
+	im := &schema.ImageManifest{}
+	if err := json.Unmarshal(b, im); err != nil {
+		return nil, fmt.Errorf("%w: manifest fails the appc schema: %s", ErrInvalidImage, strings.Join(strings.Fields(err.Error()), " "))
+	}
+	return im, nil
+}

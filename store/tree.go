@@ -1,0 +1,492 @@
+package store
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/appc/spec/pkg/acirenderer"
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+
+	"github.com/rktng/rkt/pkg/lock"
+)
+
+// Tree is one rendered image (with its dependencies) in the tree store.
+type Tree struct {
+	// ID names the tree: "deps-sha512-" and the hex SHA-512 of the
+	// flattened dependency list's image IDs.
+	ID string `json:"id"`
+	// Path is DIR/cas/tree/ID, holding rootfs/, manifest, hash, rendered.
+	Path string `json:"path"`
+	// ImageID is the top image; Images the flattened list, top first.
+	ImageID string   `json:"imageID,omitempty"`
+	Images  []string `json:"images,omitempty"`
+	// RenderTime is when the tree was rendered.
+	RenderTime time.Time `json:"renderTime"`
+}
+
+// Rootfs is the rendered root filesystem.
+func (t Tree) Rootfs() string { return filepath.Join(t.Path, "rootfs") }
+
+// ManifestPath is the top image's manifest, beside the rootfs.
+func (t Tree) ManifestPath() string { return filepath.Join(t.Path, "manifest") }
+
+const (
+	treeIDPrefix   = "deps-"
+	renderedMarker = "rendered"
+	hashFile       = "hash"
+)
+
+// registry is the store as acirenderer sees it, bound to one read
+// transaction so that resolving a whole dependency tree opens the index
+// once.
+type registry struct {
+	s  *Store
+	tx *bolt.Tx
+	mu sync.Mutex
+	// streams maps the digest of each listing handed out by ReadStream to
+	// the image it describes, so HashToKey can name it back.
+	streams map[string]string
+	// entries keeps each image's listing for the hard-link pre-pass.
+	entries map[string][]listEntry
+}
+
+type listEntry struct {
+	name     string
+	typeflag byte
+	linkname string
+}
+
+var _ acirenderer.ACIRegistry = (*registry)(nil)
+
+func (r *registry) GetImageManifest(key string) (*schema.ImageManifest, error) {
+	if r.tx == nil {
+		return nil, errors.New("registry: no open index")
+	}
+	info, err := getImage(r.tx, key)
+	if err != nil {
+		return nil, err
+	}
+	return parseManifest(info)
+}
+
+func (r *registry) GetACI(name types.ACIdentifier, labels types.Labels) (string, error) {
+	if r.tx == nil {
+		return "", errors.New("registry: no open index")
+	}
+	id, err := getACITx(r.tx, name, labels)
+	if err != nil {
+		return "", fmt.Errorf("dependency %w", err)
+	}
+	return id, nil
+}
+
+func (r *registry) ResolveKey(key string) (string, error) {
+	if r.tx == nil {
+		return "", errors.New("registry: no open index")
+	}
+	id, err := resolvePrefix(r.tx, key)
+	if err != nil {
+		return "", fmt.Errorf("dependency %w", err)
+	}
+	return id, nil
+}
+
+// ReadStream hands acirenderer a listing of the image: the blob's tar
+// headers with their data left out. acirenderer only needs names and types
+// to choose files, and reading (and hashing) every layer's full content a
+// second time would double the cost of a render. The blob's content was
+// checked against its ID at import; `rkt image verify` checks trees.
+func (r *registry) ReadStream(key string) (io.ReadCloser, error) {
+	f, err := r.s.OpenImage(key)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(newSeekReader(f, 64<<10))
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	var list []listEntry
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: image %s: %v", ErrInvalidImage, key, err)
+		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		list = append(list, listEntry{name: hdr.Name, typeflag: hdr.Typeflag, linkname: hdr.Linkname})
+		h := &tar.Header{Name: hdr.Name, Typeflag: hdr.Typeflag, Linkname: hdr.Linkname, Mode: hdr.Mode, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, fmt.Errorf("image %s: list %q: %w", key, hdr.Name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	sum := sha512.Sum512(out.Bytes())
+	r.mu.Lock()
+	r.streams[hex.EncodeToString(sum[:])] = key
+	r.entries[key] = list
+	r.mu.Unlock()
+	return io.NopCloser(&out), nil
+}
+
+func (r *registry) HashToKey(h hash.Hash) string {
+	sum := hex.EncodeToString(h.Sum(nil))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if key, ok := r.streams[sum]; ok {
+		return key
+	}
+	return idPrefix + sum
+}
+
+func (s *Store) newRegistry(tx *bolt.Tx) *registry {
+	return &registry{s: s, tx: tx, streams: map[string]string{}, entries: map[string][]listEntry{}}
+}
+
+// depList flattens the dependencies of image id, top first.
+func (s *Store) depList(id string) (acirenderer.Images, error) {
+	var imgs acirenderer.Images
+	err := s.view(func(tx *bolt.Tx) error {
+		reg := s.newRegistry(tx)
+		if _, err := getImage(tx, id); err != nil {
+			return err
+		}
+		h, err := types.NewHash(id)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", id, ErrNotFound)
+		}
+		imgs, err = acirenderer.CreateDepListFromImageID(*h, reg)
+		return err
+	})
+	return imgs, err
+}
+
+func treeIDOf(imgs acirenderer.Images) string {
+	h := sha512.New()
+	for _, img := range imgs {
+		io.WriteString(h, img.Key)
+		h.Write([]byte{'\n'})
+	}
+	return treeIDPrefix + idPrefix + hex.EncodeToString(h.Sum(nil))
+}
+
+// TreeID returns the ID of the tree that rendering image id gives.
+func (s *Store) TreeID(id string) (string, error) {
+	imgs, err := s.depList(id)
+	if err != nil {
+		return "", fmt.Errorf("tree ID of %s: %w", id, err)
+	}
+	return treeIDOf(imgs), nil
+}
+
+func (s *Store) treePath(treeID string) string { return filepath.Join(s.treeDir(), treeID) }
+
+func validTreeID(treeID string) bool {
+	return strings.HasPrefix(treeID, treeIDPrefix+idPrefix) && !strings.ContainsAny(treeID, "/\x00") && isHex(treeID[len(treeIDPrefix+idPrefix):])
+}
+
+func rendered(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, renderedMarker))
+	return err == nil
+}
+
+// Render renders image id with its dependencies into the tree store, or
+// finds it already there. Concurrent calls (in any process) for the same
+// tree render it once; the others wait and share the result.
+func (s *Store) Render(ctx context.Context, id string) (Tree, error) {
+	t, err := s.render(ctx, id)
+	if err != nil {
+		return Tree{}, fmt.Errorf("render %s: %w", ShortID(id), err)
+	}
+	return t, nil
+}
+
+func (s *Store) render(ctx context.Context, id string) (Tree, error) {
+	imgs, err := s.depList(id)
+	if err != nil {
+		return Tree{}, err
+	}
+	t := Tree{ID: treeIDOf(imgs), ImageID: id}
+	for _, img := range imgs {
+		t.Images = append(t.Images, img.Key)
+	}
+	t.Path = s.treePath(t.ID)
+	if rendered(t.Path) {
+		_ = s.Touch(id)
+		return t, nil
+	}
+	l, err := lock.Open(filepath.Join(s.locksDir(), t.ID+".lck"))
+	if err != nil {
+		return Tree{}, err
+	}
+	defer l.Close()
+	if err := lockCtx(ctx, l); err != nil {
+		return Tree{}, err
+	}
+	if rendered(t.Path) {
+		_ = s.Touch(id)
+		return t, nil
+	}
+	// A tree without its marker is what a crash left; start afresh.
+	if err := os.RemoveAll(t.Path); err != nil {
+		return Tree{}, err
+	}
+	if err := s.renderTree(ctx, imgs, &t); err != nil {
+		return Tree{}, err
+	}
+	_ = s.Touch(id)
+	return t, nil
+}
+
+// lockCtx takes l exclusively, giving up when ctx ends.
+func lockCtx(ctx context.Context, l *lock.FileLock) error {
+	for {
+		err := l.TryExclusive()
+		if err != lock.ErrLocked {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Store) renderTree(ctx context.Context, imgs acirenderer.Images, t *Tree) error {
+	reg := s.newRegistry(nil)
+	files, err := acirenderer.GetRenderedACIFromList(imgs, reg)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(s.treeDir(), ".render-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	x, err := newExtractor(tmp)
+	if err != nil {
+		return err
+	}
+	defer x.close()
+	for i, f := range files {
+		plan := &layerPlan{id: f.Key, blob: s.blobPath(f.Key), files: f.FileMap, manifest: i == 0}
+		plan.materialize = hiddenLinkTargets(reg.entries[f.Key], f.FileMap)
+		if err := x.extractLayer(ctx, i, plan); err != nil {
+			if i > 0 {
+				return fmt.Errorf("dependency %s: %w", ShortID(f.Key), err)
+			}
+			return err
+		}
+	}
+	if err := x.finishDirs(); err != nil {
+		return err
+	}
+	sum, err := treeHash(tmp, x.sums)
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(tmp, hashFile), []byte(sum+"\n")); err != nil {
+		return err
+	}
+	// One syncfs makes every file of the tree durable before it becomes
+	// visible under its ID and is marked rendered.
+	if err := syncFS(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, t.Path); err != nil {
+		return err
+	}
+	if err := syncDir(s.treeDir()); err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(t.Path, renderedMarker), nil); err != nil {
+		return err
+	}
+	if err := syncDir(t.Path); err != nil {
+		return err
+	}
+	t.RenderTime = time.Now()
+	return s.update(func(tx *bolt.Tx) error {
+		v, _ := json.Marshal(t)
+		return tx.Bucket(bucketTrees).Put([]byte(t.ID), v)
+	})
+}
+
+// hiddenLinkTargets finds the hard links a layer renders whose target it
+// does not (an upper layer or a pathWhitelist hides it): the target's
+// content must then be written under the first such link's name.
+func hiddenLinkTargets(list []listEntry, files map[string]struct{}) map[string]string {
+	var m map[string]string
+	for _, e := range list {
+		if e.typeflag != tar.TypeLink {
+			continue
+		}
+		name := path.Clean(e.name)
+		if _, ok := files[name]; !ok {
+			continue
+		}
+		target := path.Clean(e.linkname)
+		if _, ok := files[target]; ok {
+			continue
+		}
+		if m == nil {
+			m = map[string]string{}
+		}
+		if _, ok := m[target]; !ok {
+			m[target] = name
+		}
+	}
+	return m
+}
+
+func writeFileSync(p string, data []byte) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncFS(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("syncfs %s: %w", dir, err)
+	}
+	return nil
+}
+
+// GetTree returns the rendered tree treeID, or ErrNotFound.
+func (s *Store) GetTree(treeID string) (Tree, error) {
+	if !validTreeID(treeID) {
+		return Tree{}, fmt.Errorf("tree %q: %w", treeID, ErrNotFound)
+	}
+	t := Tree{ID: treeID, Path: s.treePath(treeID)}
+	if !rendered(t.Path) {
+		return Tree{}, fmt.Errorf("tree %s: %w", treeID, ErrNotFound)
+	}
+	_ = s.view(func(tx *bolt.Tx) error {
+		if b := bucket(tx, bucketTrees); b != nil {
+			if v := b.Get([]byte(treeID)); v != nil {
+				_ = json.Unmarshal(v, &t)
+			}
+		}
+		return nil
+	})
+	t.Path = s.treePath(treeID)
+	return t, nil
+}
+
+// Trees lists the rendered trees.
+func (s *Store) Trees() ([]Tree, error) {
+	ents, err := os.ReadDir(s.treeDir())
+	if err != nil {
+		return nil, err
+	}
+	var out []Tree
+	for _, e := range ents {
+		if !validTreeID(e.Name()) {
+			continue
+		}
+		t, err := s.GetTree(e.Name())
+		if err != nil {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// VerifyTree recomputes the hash of tree treeID and compares it with the
+// one recorded at render time; a mismatch is ErrTreeCorrupt.
+func (s *Store) VerifyTree(treeID string) error {
+	if !validTreeID(treeID) {
+		return fmt.Errorf("verify tree %q: %w", treeID, ErrNotFound)
+	}
+	dir := s.treePath(treeID)
+	if !rendered(dir) {
+		return fmt.Errorf("verify tree %s: %w", treeID, ErrNotFound)
+	}
+	want, err := os.ReadFile(filepath.Join(dir, hashFile))
+	if err != nil {
+		return fmt.Errorf("verify tree %s: %w: hash file: %v", treeID, ErrTreeCorrupt, err)
+	}
+	got, err := treeHash(dir, nil)
+	if err != nil {
+		return fmt.Errorf("verify tree %s: %w: %v", treeID, ErrTreeCorrupt, err)
+	}
+	if strings.TrimSpace(string(want)) != got {
+		return fmt.Errorf("verify tree %s: %w: content hash is %s, rendered as %s", treeID, ErrTreeCorrupt, ShortID(got), ShortID(strings.TrimSpace(string(want))))
+	}
+	return nil
+}
+
+// RemoveTree removes tree treeID. Callers check first that no pod uses it.
+func (s *Store) RemoveTree(treeID string) error {
+	if !validTreeID(treeID) {
+		return fmt.Errorf("remove tree %q: %w", treeID, ErrNotFound)
+	}
+	l, err := lock.Open(filepath.Join(s.locksDir(), treeID+".lck"))
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if err := l.Exclusive(); err != nil {
+		return err
+	}
+	dir := s.treePath(treeID)
+	if _, err := os.Lstat(dir); os.IsNotExist(err) {
+		return fmt.Errorf("remove tree %s: %w", treeID, ErrNotFound)
+	}
+	// Rename first: the tree vanishes from its ID at once, and a removal
+	// cut short leaves only a hidden directory that gc finishes.
+	gone, err := os.MkdirTemp(s.treeDir(), ".remove-")
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(dir, filepath.Join(gone, "t")); err != nil {
+		os.Remove(gone)
+		return fmt.Errorf("remove tree %s: %w", treeID, err)
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		return fmt.Errorf("remove tree %s: %w", treeID, err)
+	}
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketTrees).Delete([]byte(treeID)) })
+}

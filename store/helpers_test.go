@@ -24,8 +24,10 @@ type tEntry struct {
 	minor    int64
 }
 
-func file(name, body string) tEntry { return tEntry{name: name, typeflag: tar.TypeReg, body: body, mode: 0o644} }
-func dir(name string) tEntry        { return tEntry{name: name, typeflag: tar.TypeDir, mode: 0o755} }
+func file(name, body string) tEntry {
+	return tEntry{name: name, typeflag: tar.TypeReg, body: body, mode: 0o644}
+}
+func dir(name string) tEntry { return tEntry{name: name, typeflag: tar.TypeDir, mode: 0o755} }
 func symlink(name, target string) tEntry {
 	return tEntry{name: name, typeflag: tar.TypeSymlink, linkname: target, mode: 0o777}
 }

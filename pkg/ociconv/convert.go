@@ -39,14 +39,25 @@ type Source struct {
 	LayoutPath string // the OCI layout directory, for oci: images
 }
 
+// Options tune a conversion.
+type Options struct {
+	// TempDir, when set, holds each compressed layer's decompressed tar
+	// between the two passes (removed before Convert returns), so that
+	// layers are decompressed once. The space needed is the image's
+	// uncompressed size.
+	TempDir string
+}
+
 // ErrBadImage is wrapped by every error caused by the image's content
 // (as opposed to reading it or writing the ACI).
 var ErrBadImage = errors.New("bad image")
 
 // Convert writes img as an uncompressed ACI tar to w and returns its
 // manifest. It reads each layer twice (see flatten.go) and holds only
-// metadata in memory.
-func Convert(ctx context.Context, img v1.Image, src Source, w io.Writer) (*schema.ImageManifest, error) {
+// metadata in memory. Nothing is written to w when the image is refused
+// while reading its headers; a failure later leaves a truncated tar, which
+// the store refuses as a whole.
+func Convert(ctx context.Context, img v1.Image, src Source, opts Options, w io.Writer) (*schema.ImageManifest, error) {
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("read image config: %w", err)
@@ -62,7 +73,9 @@ func Convert(ctx context.Context, img v1.Image, src Source, w io.Writer) (*schem
 	if err != nil {
 		return nil, fmt.Errorf("read image layers: %w", err)
 	}
-	pl, err := scan(ctx, layers)
+	sp := &spooler{layers: layers, dir: opts.TempDir, files: map[int]string{}}
+	defer sp.cleanup()
+	pl, err := scan(ctx, len(layers), sp.first)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +98,7 @@ func Convert(ctx context.Context, img v1.Image, src Source, w io.Writer) (*schem
 	if _, err := tw.Write(mb); err != nil {
 		return nil, err
 	}
-	if err := emit(ctx, layers, pl, tw, epoch); err != nil {
+	if err := emit(ctx, len(layers), sp.second, pl, tw, epoch); err != nil {
 		return nil, err
 	}
 	if err := tw.Close(); err != nil {

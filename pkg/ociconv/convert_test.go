@@ -97,7 +97,7 @@ func content(entries map[string]aciEntry, name string) (string, bool) {
 func convert(t *testing.T, img v1.Image, src Source) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if _, err := Convert(context.Background(), img, src, &buf); err != nil {
+	if _, err := Convert(context.Background(), img, src, Options{}, &buf); err != nil {
 		t.Fatalf("convert: %v", err)
 	}
 	return buf.Bytes()
@@ -299,7 +299,7 @@ func TestRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			var buf bytes.Buffer
-			_, err = Convert(context.Background(), img, Source{Registry: "r", Repository: "x"}, &buf)
+			_, err = Convert(context.Background(), img, Source{Registry: "r", Repository: "x"}, Options{}, &buf)
 			if !errors.Is(err, ErrBadImage) {
 				t.Fatalf("err = %v, want ErrBadImage", err)
 			}

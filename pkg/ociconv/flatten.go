@@ -3,11 +3,11 @@ package ociconv
 import (
 	"archive/tar"
 	"bufio"
-	"os"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 

@@ -366,7 +366,10 @@ type verifyResult struct {
 
 // NewVerifier prepares the check of armoredSig (a detached, armored
 // signature) for an image called name. It fails at once, before any data
-// is read, when no key trusted for name made the signature.
+// is read, when no key trusted for name made the signature. With name ""
+// (the name is not known until the image has been read) every trusted key
+// is a candidate, and the caller must call Vouches with the image's name
+// before accepting it.
 func (ks *Keystore) NewVerifier(name string, armoredSig []byte) (*Verifier, error) {
 	issuer, err := signatureIssuer(armoredSig)
 	if err != nil {
@@ -379,7 +382,7 @@ func (ks *Keystore) NewVerifier(name string, armoredSig []byte) (*Verifier, erro
 	var ring openpgp.EntityList
 	var others []Key
 	for _, k := range all {
-		if vouches(k.Prefix, name) {
+		if name == "" || vouches(k.Prefix, name) {
 			ring = append(ring, k.Entity)
 		} else {
 			others = append(others, k)
@@ -391,7 +394,11 @@ func (ks *Keystore) NewVerifier(name string, armoredSig []byte) (*Verifier, erro
 				return nil, fmt.Errorf("%w: key %s is trusted only for prefix %q, not for %s", ErrUntrusted, k.Fingerprint, k.Prefix, name)
 			}
 		}
-		return nil, fmt.Errorf("%w: no key trusted for %s has ID %016X (see rkt trust)", ErrUntrusted, name, issuer)
+		what := name
+		if what == "" {
+			what = "any image"
+		}
+		return nil, fmt.Errorf("%w: no key trusted for %s has ID %016X (see rkt trust)", ErrUntrusted, what, issuer)
 	}
 	pr, pw := io.Pipe()
 	v := &Verifier{name: name, pw: pw, done: make(chan verifyResult, 1), issuer: issuer}
@@ -444,6 +451,28 @@ func classify(name string, err error) error {
 		return fmt.Errorf("%s: %w (%v)", name, ErrBadSignature, err)
 	}
 	return fmt.Errorf("%s: check signature: %w", name, err)
+}
+
+// Vouches checks that a key with fingerprint fp is trusted for name.
+func (ks *Keystore) Vouches(fp, name string) error {
+	all, err := ks.List()
+	if err != nil {
+		return err
+	}
+	var prefixes []string
+	for _, k := range all {
+		if k.Fingerprint != fp {
+			continue
+		}
+		if vouches(k.Prefix, name) {
+			return nil
+		}
+		prefixes = append(prefixes, fmt.Sprintf("%q", k.Prefix))
+	}
+	if len(prefixes) > 0 {
+		return fmt.Errorf("%w: key %s is trusted only for prefix %s, not for %s", ErrUntrusted, fp, strings.Join(prefixes, ", "), name)
+	}
+	return fmt.Errorf("%w: key %s is not trusted for %s", ErrUntrusted, fp, name)
 }
 
 // Verify checks armoredSig over all of signed.

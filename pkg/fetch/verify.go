@@ -1,0 +1,200 @@
+package fetch
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/bzip2"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/rktng/rkt/pkg/keystore"
+	"github.com/rktng/rkt/store"
+	"github.com/ulikunitz/xz"
+)
+
+// errNameFound ends the manifest reader once it has what it wants.
+var errNameFound = errors.New("manifest name found")
+
+// checkedReader passes an image through to the store while checking its
+// signature on the same bytes, and reads the manifest's name on the side.
+// When the image ends it returns io.EOF only if the signature is good and
+// its key is trusted for that name; otherwise it returns the refusal, so
+// the store, which commits only after reading to the end, stores nothing.
+type checkedReader struct {
+	src      io.Reader
+	ks       *keystore.Keystore
+	verifier *keystore.Verifier
+	// want is the name the image must carry ("" when unknown, as for an
+	// URL or a file).
+	want string
+
+	side     *io.PipeWriter
+	sideDone bool
+	nameCh   chan nameResult
+
+	finished bool
+	err      error
+	Signer   keystore.Signer
+	Name     string
+}
+
+type nameResult struct {
+	name string
+	err  error
+}
+
+func newCheckedReader(src io.Reader, ks *keystore.Keystore, sig []byte, want string) (*checkedReader, error) {
+	v, err := ks.NewVerifier(want, sig)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	c := &checkedReader{src: src, ks: ks, verifier: v, want: want, side: pw, nameCh: make(chan nameResult, 1)}
+	go func() {
+		name, err := manifestName(pr)
+		if err == nil {
+			pr.CloseWithError(errNameFound)
+		} else {
+			pr.CloseWithError(err)
+		}
+		c.nameCh <- nameResult{name, err}
+	}()
+	return c, nil
+}
+
+func (c *checkedReader) Read(p []byte) (int, error) {
+	if c.finished {
+		if c.err != nil {
+			return 0, c.err
+		}
+		return 0, io.EOF
+	}
+	n, err := c.src.Read(p)
+	if n > 0 {
+		if _, werr := c.verifier.Write(p[:n]); werr != nil {
+			c.fail(fmt.Errorf("check signature: %w", werr))
+			return 0, c.err
+		}
+		if !c.sideDone {
+			if _, serr := c.side.Write(p[:n]); serr != nil {
+				// The manifest reader is done (found or failed).
+				c.sideDone = true
+			}
+		}
+	}
+	if err == io.EOF {
+		c.finish()
+		if c.err != nil {
+			return n, c.err
+		}
+		return n, io.EOF
+	}
+	if err != nil {
+		c.fail(err)
+		return n, err
+	}
+	return n, nil
+}
+
+func (c *checkedReader) fail(err error) {
+	if c.finished {
+		return
+	}
+	c.finished = true
+	c.err = err
+	c.verifier.Abort(err)
+	c.side.CloseWithError(err)
+	<-c.nameCh
+}
+
+// finish decides, at the end of the image, whether it may be stored.
+func (c *checkedReader) finish() {
+	c.finished = true
+	c.side.Close()
+	nr := <-c.nameCh
+	signer, err := c.verifier.Finish()
+	if err != nil {
+		c.err = err
+		return
+	}
+	c.Signer = signer
+	if nr.err != nil {
+		c.err = fmt.Errorf("%w: %v", store.ErrInvalidImage, nr.err)
+		return
+	}
+	c.Name = nr.name
+	if c.want != "" && nr.name != c.want {
+		c.err = fmt.Errorf("%w: the image is called %q, not %q as requested", ErrNameMismatch, nr.name, c.want)
+		return
+	}
+	if err := c.ks.Vouches(signer.Fingerprint, nr.name); err != nil {
+		c.err = err
+	}
+}
+
+// Close ends the side readers if the store stopped early.
+func (c *checkedReader) Close() {
+	if !c.finished {
+		c.fail(errors.New("image not read to its end"))
+	}
+}
+
+// ok tells whether the whole image was read and accepted.
+func (c *checkedReader) ok() bool { return c.finished && c.err == nil }
+
+// manifestName reads an ACI (compressed or not) up to its manifest entry.
+func manifestName(r io.Reader) (string, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, _ := br.Peek(6)
+	var dec io.Reader = br
+	switch store.DetectCompression(head) {
+	case store.CompressionGzip:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return "", err
+		}
+		dec = zr
+	case store.CompressionBzip2:
+		dec = bzip2.NewReader(br)
+	case store.CompressionXz:
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return "", err
+		}
+		dec = xr
+	case store.CompressionZstd:
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return "", err
+		}
+		defer zr.Close()
+		dec = zr
+	}
+	tr := tar.NewReader(dec)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return "", errors.New("no manifest in image")
+		}
+		if err != nil {
+			return "", err
+		}
+		if hdr.Name != "manifest" && hdr.Name != "./manifest" {
+			continue
+		}
+		var m struct {
+			Name string `json:"name"`
+		}
+		if err := json.NewDecoder(io.LimitReader(tr, 16<<20)).Decode(&m); err != nil {
+			return "", fmt.Errorf("manifest: %v", err)
+		}
+		if m.Name == "" {
+			return "", errors.New("manifest has no name")
+		}
+		return m.Name, nil
+	}
+}

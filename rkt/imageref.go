@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/rktng/rkt/discovery"
+	"github.com/rktng/rkt/pkg/fetch"
+	"github.com/rktng/rkt/pkg/keystore"
+	"github.com/rktng/rkt/store"
+	"golang.org/x/sys/unix"
+)
+
+// fetchConfig builds the fetcher's configuration from the global flags.
+// signature is the --signature for the one image fetched ("" for IMAGE.asc).
+func fetchConfig(st *store.Store, policy fetch.PullPolicy, signature string) (fetch.Config, error) {
+	auth, err := fetch.LoadAuth(globals.SystemConfig, globals.LocalConfig, globals.UserConfig)
+	if err != nil {
+		return fetch.Config{}, err
+	}
+	cfg := fetch.Config{
+		Store:                 st,
+		Keystore:              keystore.New(globals.SystemConfig, globals.LocalConfig),
+		InsecureSkipVerify:    globals.Insecure.Has(insecureImage),
+		InsecureAllowHTTP:     globals.Insecure.Has(insecureHTTP),
+		InsecureSkipTLSVerify: globals.Insecure.Has(insecureTLS),
+		InsecureSkipPubKey:    globals.Insecure.Has(insecurePubKey),
+		TrustKeysFromHTTPS:    globals.TrustKeysFromHTTPS,
+		PullPolicy:            policy,
+		SignatureFile:         signature,
+		Auth:                  auth,
+		Log:                   os.Stderr,
+	}
+	// Discovery always uses the standard ports; tests serving discovery
+	// pages from an unprivileged port name it here (see discovery.PortEnv).
+	if p := os.Getenv(discovery.PortEnv); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return fetch.Config{}, fmt.Errorf("%s=%q: not a port number", discovery.PortEnv, p)
+		}
+		cfg.DiscoveryPort = uint(n)
+	}
+	if isTerminal(os.Stderr) {
+		cfg.Progress = os.Stderr
+	}
+	if globals.Debug {
+		cfg.Debug = os.Stderr
+	}
+	return cfg, nil
+}
+
+// isTerminal tells whether f is a TTY (progress bars only go there).
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// resolveImageRef turns an image argument of run or prepare (a path, URL,
+// appc name with labels, image ID, docker:// or oci: reference) into the
+// ID of a stored image, fetching it as policy allows.
+func resolveImageRef(ctx context.Context, st *store.Store, image, signature string, policy fetch.PullPolicy) (string, error) {
+	if policy == "" {
+		policy = fetch.PullNew
+	}
+	cfg, err := fetchConfig(st, policy, signature)
+	if err != nil {
+		return "", err
+	}
+	f, err := fetch.New(cfg)
+	if err != nil {
+		return "", err
+	}
+	id, err := f.Fetch(ctx, image, nil)
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}

@@ -1,0 +1,141 @@
+package cgroup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// A child of the test binary joins the cgroup directories in this
+// variable and then touches the number of MiB in allocEnv.
+const (
+	joinEnv  = "CGROUP_TEST_JOIN"
+	allocEnv = "CGROUP_TEST_ALLOC_MB"
+)
+
+func TestMain(m *testing.M) {
+	if dirs := os.Getenv(joinEnv); dirs != "" {
+		if err := JoinDirs(strings.Split(dirs, ":"), 0); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(250)
+		}
+		mb, _ := strconv.Atoi(os.Getenv(allocEnv))
+		var keep [][]byte
+		for i := 0; i < mb; i++ {
+			b := make([]byte, 1<<20)
+			for j := range b {
+				b[j] = byte(j)
+			}
+			keep = append(keep, b)
+		}
+		fmt.Println("allocated", len(keep))
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func needRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+}
+
+func TestLimitsValidate(t *testing.T) {
+	for _, bad := range []Limits{{MemoryBytes: -1}, {MemoryBytes: 1000}, {CPUMilli: 5}, {CPUShares: 1}, {CPUShares: 300000}} {
+		if err := bad.Validate(); !errors.Is(err, ErrBadLimit) {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+	if err := (Limits{MemoryBytes: 64 << 20, CPUMilli: 500, CPUShares: 512}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if w := SharesToWeight(1024); w < 39 || w > 40 {
+		t.Errorf("SharesToWeight(1024) = %d", w)
+	}
+	if SharesToWeight(2) != 1 || SharesToWeight(262144) != 10000 {
+		t.Error("SharesToWeight bounds")
+	}
+}
+
+func readLimit(t *testing.T, cg *Cgroup, v1file, v2file string) string {
+	t.Helper()
+	for _, d := range cg.Dirs {
+		name := v1file
+		if cg.Version == V2 {
+			name = v2file
+		}
+		if data, err := os.ReadFile(filepath.Join(d, name)); err == nil {
+			return strings.TrimSpace(string(data))
+		}
+	}
+	t.Fatalf("no %s/%s in %v", v1file, v2file, cg.Dirs)
+	return ""
+}
+
+func TestCreateEnforceRemove(t *testing.T) {
+	needRoot(t)
+	podDir := t.TempDir()
+	uuid := fmt.Sprintf("test-%d", os.Getpid())
+	cg, err := CreateApp(podDir, uuid, "app", Limits{MemoryBytes: 32 << 20, CPUMilli: 250, CPUShares: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = RemovePod(podDir) })
+	if got := readLimit(t, cg, "memory.limit_in_bytes", "memory.max"); got != strconv.Itoa(32<<20) {
+		t.Errorf("memory limit %s", got)
+	}
+	if got := readLimit(t, cg, "cpu.cfs_quota_us", "cpu.max"); got != "25000" && got != "25000 100000" {
+		t.Errorf("cpu quota %s", got)
+	}
+	if cg.Version == V1 {
+		if got := readLimit(t, cg, "cpu.shares", ""); got != "512" {
+			t.Errorf("cpu.shares %s", got)
+		}
+	}
+
+	// Within the limit: fine. Beyond it: the kernel's OOM killer.
+	run := func(mb int) (string, error) {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = []string{joinEnv + "=" + strings.Join(cg.Dirs, ":"), allocEnv + "=" + strconv.Itoa(mb), "GOGC=off"}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run(4); err != nil {
+		t.Fatalf("4 MiB under a 32 MiB limit: %v: %s", err, out)
+	}
+	out, err := run(128)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("128 MiB under a 32 MiB limit: not killed (%v): %s", err, out)
+	}
+	if ws := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("want SIGKILL by the OOM killer, got %v: %s", err, out)
+	}
+
+	if err := RemovePod(podDir); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range cg.Dirs {
+		if _, err := os.Stat(filepath.Dir(d)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left after RemovePod", filepath.Dir(d))
+		}
+	}
+}
+
+func TestProcessDirs(t *testing.T) {
+	dirs, err := ProcessDirs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "cgroup.procs")); err != nil {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+}

@@ -1,0 +1,260 @@
+// Package isolators owns the meaning of appc isolators for this runtime:
+// which ones are supported, validation at prepare time (an unknown or
+// malformed isolator is an error, never silently ignored), the defaults
+// (capability set, seccomp filter), and the translation of an app's
+// isolators into the settings that pkg/appexec and pkg/cgroup apply.
+package isolators
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	"github.com/rktng/rkt/pkg/appexec"
+	"github.com/rktng/rkt/pkg/appexec/caps"
+	"github.com/rktng/rkt/pkg/appexec/seccomp"
+	"github.com/rktng/rkt/pkg/cgroup"
+)
+
+// Sentinel errors; each is wrapped with the isolator's name and, where
+// known, the app's.
+var (
+	// ErrUnknown: a name this runtime (and appc) does not define.
+	ErrUnknown = errors.New("unknown isolator")
+	// ErrUnsupported: an appc isolator this runtime cannot enforce.
+	ErrUnsupported = errors.New("unsupported isolator")
+	// ErrInvalid: a value that does not parse or is out of range.
+	ErrInvalid = errors.New("invalid isolator")
+	// ErrConflict: two isolators that exclude each other (retain and
+	// remove sets), or the same one twice.
+	ErrConflict = errors.New("conflicting isolators")
+)
+
+// Supported lists the isolator names this runtime enforces.
+var Supported = []types.ACIdentifier{
+	types.ResourceMemoryName,
+	types.ResourceCPUName,
+	types.LinuxCPUSharesName,
+	types.LinuxOOMScoreAdjName,
+	types.LinuxCapabilitiesRetainSetName,
+	types.LinuxCapabilitiesRevokeSetName,
+	types.LinuxSeccompRetainSetName,
+	types.LinuxSeccompRemoveSetName,
+	types.LinuxNoNewPrivilegesName,
+}
+
+// appcOnly are appc isolators that this runtime does not enforce.
+var appcOnly = []types.ACIdentifier{
+	types.ResourceBlockBandwidthName,
+	types.ResourceBlockIOPSName,
+	types.ResourceNetworkBandwidthName,
+	types.LinuxSELinuxContextName,
+	types.UnixSysctlName,
+}
+
+func isIn(n types.ACIdentifier, list []types.ACIdentifier) bool {
+	for _, x := range list {
+		if x == n {
+			return true
+		}
+	}
+	return false
+}
+
+// Settings is what an app's isolators ask of the runtime, already merged
+// with the defaults.
+type Settings struct {
+	// Limits go to pkg/cgroup.
+	Limits cgroup.Limits
+	// OOMScoreAdj is nil when not set.
+	OOMScoreAdj *int
+	// Capabilities is the app's set; AmbientCapabilities the part a
+	// non-root app keeps (its explicit retain set).
+	Capabilities        []string
+	AmbientCapabilities []string
+	NoNewPrivileges     bool
+	// Seccomp is the app's filter (the default one when it has none).
+	Seccomp *seccomp.Filter
+}
+
+// Validate checks every isolator of every app of a pod manifest (after
+// the command line's overrides are applied) and the pod's own: stage0
+// calls it at prepare time, so that a bad isolator from an image or a
+// flag stops `rkt prepare`/`rkt run` with one clear line before anything
+// is written.
+func Validate(pm *schema.PodManifest) error {
+	if err := ValidateList(pm.Isolators, "pod"); err != nil {
+		return err
+	}
+	for _, ra := range pm.Apps {
+		if ra.App == nil {
+			continue
+		}
+		if err := ValidateList(ra.App.Isolators, "app "+ra.Name.String()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateList checks a list of isolators; where names whose it is
+// ("app NAME") in error messages.
+func ValidateList(list types.Isolators, where string) error {
+	_, err := parse(list, 0, where)
+	return err
+}
+
+// ForApp returns the settings of an app running as uid.
+func ForApp(app *types.App, uid int) (*Settings, error) {
+	return parse(app.Isolators, uid, "app")
+}
+
+// Apply copies the settings into an appexec config.
+func (s *Settings) Apply(c *appexec.Config) {
+	c.Capabilities = append([]string(nil), s.Capabilities...)
+	c.AmbientCapabilities = append([]string(nil), s.AmbientCapabilities...)
+	c.NoNewPrivileges = s.NoNewPrivileges
+	c.Seccomp = s.Seccomp
+	c.OOMScoreAdj = s.OOMScoreAdj
+}
+
+func parse(list types.Isolators, uid int, where string) (*Settings, error) {
+	s := &Settings{}
+	seen := map[types.ACIdentifier]bool{}
+	var retainCaps, removeCaps []string
+	var hasRetainCaps, hasRemoveCaps bool
+	for i := range list {
+		iso := &list[i]
+		name := iso.Name
+		fail := func(err error, format string, args ...any) error {
+			return fmt.Errorf("%s: isolator %s: %w: %s", where, name, err, fmt.Sprintf(format, args...))
+		}
+		if !isIn(name, Supported) {
+			if isIn(name, appcOnly) {
+				return nil, fail(ErrUnsupported, "not enforced by this runtime (supported: %s)", supportedList())
+			}
+			return nil, fail(ErrUnknown, "supported isolators are %s", supportedList())
+		}
+		if seen[name] {
+			return nil, fail(ErrConflict, "given more than once")
+		}
+		seen[name] = true
+		v := iso.Value()
+		if v == nil {
+			// Built in code without a value, or a value appc could not
+			// decode: parse the raw JSON again for a precise error.
+			var raw any
+			if iso.ValueRaw == nil || json.Unmarshal(*iso.ValueRaw, &raw) != nil {
+				return nil, fail(ErrInvalid, "missing or malformed value")
+			}
+			return nil, fail(ErrInvalid, "value %s", string(*iso.ValueRaw))
+		}
+		if err := v.AssertValid(); err != nil {
+			return nil, fail(ErrInvalid, "%v", err)
+		}
+		switch val := v.(type) {
+		case *types.ResourceMemory:
+			lim := val.Limit()
+			if lim == nil || lim.Value() <= 0 {
+				return nil, fail(ErrInvalid, "needs a positive limit")
+			}
+			s.Limits.MemoryBytes = lim.Value()
+		case *types.ResourceCPU:
+			lim := val.Limit()
+			if lim == nil || lim.MilliValue() <= 0 {
+				return nil, fail(ErrInvalid, "needs a positive limit")
+			}
+			s.Limits.CPUMilli = lim.MilliValue()
+		case *types.LinuxCPUShares:
+			s.Limits.CPUShares = uint64(*val)
+		case *types.LinuxOOMScoreAdj:
+			n := int(*val)
+			s.OOMScoreAdj = &n
+		case *types.LinuxNoNewPrivileges:
+			s.NoNewPrivileges = bool(*val)
+		case *types.LinuxCapabilitiesRetainSet:
+			hasRetainCaps = true
+			for _, c := range val.Set() {
+				retainCaps = append(retainCaps, string(c))
+			}
+		case *types.LinuxCapabilitiesRevokeSet:
+			hasRemoveCaps = true
+			for _, c := range val.Set() {
+				removeCaps = append(removeCaps, string(c))
+			}
+		case *types.LinuxSeccompRetainSet:
+			s.Seccomp = seccompFilter(seccomp.Retain, val.Set(), string(val.Errno()))
+		case *types.LinuxSeccompRemoveSet:
+			s.Seccomp = seccompFilter(seccomp.Remove, val.Set(), string(val.Errno()))
+		default:
+			return nil, fail(ErrUnsupported, "unexpected value type %T", v)
+		}
+		if err := s.Limits.Validate(); err != nil {
+			return nil, fail(ErrInvalid, "%v", err)
+		}
+		if s.Seccomp != nil && (name == types.LinuxSeccompRetainSetName || name == types.LinuxSeccompRemoveSetName) {
+			if err := s.Seccomp.Validate(); err != nil {
+				return nil, fail(ErrInvalid, "%v", err)
+			}
+		}
+	}
+	if seen[types.LinuxSeccompRetainSetName] && seen[types.LinuxSeccompRemoveSetName] {
+		return nil, fmt.Errorf("%s: %w: %s and %s exclude each other", where, ErrConflict,
+			types.LinuxSeccompRetainSetName, types.LinuxSeccompRemoveSetName)
+	}
+	if hasRetainCaps && hasRemoveCaps {
+		return nil, fmt.Errorf("%s: %w: %s and %s exclude each other", where, ErrConflict,
+			types.LinuxCapabilitiesRetainSetName, types.LinuxCapabilitiesRevokeSetName)
+	}
+
+	for _, list := range [][]string{retainCaps, removeCaps} {
+		for _, c := range list {
+			if _, err := caps.Parse(c); err != nil {
+				return nil, fmt.Errorf("%s: %w: %v", where, ErrInvalid, err)
+			}
+		}
+	}
+	switch {
+	case hasRetainCaps:
+		set, _ := caps.ParseSet(retainCaps)
+		s.Capabilities = set.Names()
+		if uid != 0 {
+			// An explicit retain set is a request that the app have
+			// these capabilities, which a non-root app can only keep
+			// through the ambient set.
+			s.AmbientCapabilities = s.Capabilities
+		}
+	case hasRemoveCaps:
+		set, _ := caps.ParseSet(caps.Default())
+		rm, _ := caps.ParseSet(removeCaps)
+		s.Capabilities = (set &^ rm).Names()
+	default:
+		s.Capabilities = caps.Default()
+	}
+	if s.Capabilities == nil {
+		s.Capabilities = []string{}
+	}
+	if s.Seccomp == nil {
+		s.Seccomp = seccomp.Default()
+	}
+	return s, nil
+}
+
+func seccompFilter(mode seccomp.Mode, set []types.LinuxSeccompEntry, errno string) *seccomp.Filter {
+	f := &seccomp.Filter{Mode: mode, Errno: errno}
+	for _, e := range set {
+		f.Syscalls = append(f.Syscalls, string(e))
+	}
+	return f
+}
+
+func supportedList() string {
+	names := make([]string, len(Supported))
+	for i, n := range Supported {
+		names[i] = string(n)
+	}
+	return strings.Join(names, ", ")
+}

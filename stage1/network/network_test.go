@@ -29,6 +29,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/rktng/rkt/pkg/pod"
@@ -508,4 +510,42 @@ func TestHelperSetupInPrivateMountNS(t *testing.T) {
 	}
 	b, _ := json.Marshal(p)
 	fmt.Printf("%s\nhelper done\n", b)
+}
+
+func TestDNSFromResult(t *testing.T) {
+	f := newFixture(t)
+	f.writeConf("10-nt6.conf", `{"cniVersion":"1.0.0","name":"nt6","type":"ptp",
+		"dns":{"nameservers":["10.231.6.1"],"search":["pod.test"],"options":["ndots:2"]},
+		"ipam":{"type":"host-local","subnet":"10.231.6.0/24"}}`)
+	p := f.setup(f.config("nt6"))
+	want := "nameserver 10.231.6.1\n"
+	if rc := p.ResolvConf(); !strings.Contains(rc, want) || !strings.Contains(rc, "search pod.test\n") || !strings.Contains(rc, "options ndots:2\n") {
+		t.Errorf("resolv.conf from the CNI result:\n%s", rc)
+	}
+	ips := []string{p.Nets[0].IP, p.Nets[1].IP}
+	f.teardown()
+	f.assertClean([]string{"nt6", "default-restricted"}, ips)
+}
+
+func TestPortsFromManifest(t *testing.T) {
+	var pm schema.PodManifest
+	if err := json.Unmarshal([]byte(`{"acKind":"PodManifest","acVersion":"0.8.11",
+		"apps":[{"name":"web","image":{"id":"sha512-0000000000000000000000000000000000000000000000000000000000000000"},
+		  "app":{"exec":["/web"],"user":"0","group":"0","ports":[{"name":"http","protocol":"tcp","port":8080}]}}],
+		"ports":[{"name":"http","hostPort":18080},{"name":"dns","hostPort":5353,"hostIP":"127.0.0.1","podPort":{"name":"dns","protocol":"udp","port":53}}]}`), &pm); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := PortsFromManifest(&pm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []PortMapping{{Name: "http", HostPort: 18080, ContainerPort: 8080, Protocol: "tcp"},
+		{Name: "dns", HostPort: 5353, ContainerPort: 53, Protocol: "udp", HostIP: "127.0.0.1"}}
+	if fmt.Sprint(ports) != fmt.Sprint(want) {
+		t.Fatalf("ports = %v, want %v", ports, want)
+	}
+	pm.Ports = append(pm.Ports, types.ExposedPort{Name: "nope", HostPort: 1})
+	if _, err := PortsFromManifest(&pm); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("unnamed port: %v", err)
+	}
 }

@@ -89,11 +89,13 @@ func (x *extractor) dropCache() {
 // and the hard-link targets an upper layer hides that some chosen link in
 // this layer still needs (their content goes to the first such link).
 type layerPlan struct {
-	id          string
-	blob        string
-	files       map[string]struct{}
+	id    string
+	blob  string
+	files map[string]struct{}
+	// all takes every entry (image extract), ignoring files.
+	all         bool
 	materialize map[string]string
-	// manifest: write this layer's manifest next to rootfs.
+	// manifest: write this layer's manifest next to the rootfs.
 	manifest bool
 }
 
@@ -208,7 +210,7 @@ func (x *extractor) extractLayer(ctx context.Context, layer int, plan *layerPlan
 			}
 			continue
 		}
-		if _, ok := plan.files[name]; !ok {
+		if _, ok := plan.files[name]; !ok && !plan.all {
 			if link, ok := plan.materialize[name]; ok && hdr.Typeflag == tar.TypeReg {
 				rel := strings.TrimPrefix(link, "rootfs/")
 				if err := x.entry(tr, hdr, link, rel, layer); err != nil {

@@ -35,6 +35,8 @@ type ImportOptions struct {
 	// Remote, when set, is recorded for Remote.URL in the same transaction
 	// as the image (its ImageID is filled in).
 	Remote *Remote
+	// Latest marks an image fetched by name without a version.
+	Latest bool
 }
 
 // maxManifestSize bounds how much of a "manifest" entry is read.
@@ -362,7 +364,7 @@ func (s *Store) importStream(ctx context.Context, r io.Reader, opts ImportOption
 	}
 	now := time.Now()
 	info = ImageInfo{ID: id, Name: im.Name.String(), Labels: labels, ImportTime: now, LastUsed: now,
-		Size: bw.n, SourceURL: opts.SourceURL, Manifest: manifest}
+		Size: bw.n, SourceURL: opts.SourceURL, Latest: opts.Latest, Manifest: manifest}
 	if opts.Remote != nil {
 		info.ETag, info.CacheMaxAge = opts.Remote.ETag, opts.Remote.CacheMaxAge
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -42,6 +43,9 @@ type ImageInfo struct {
 	// (see Remote for the per-URL record the fetcher consults).
 	ETag        string `json:"etag,omitempty"`
 	CacheMaxAge int    `json:"cacheMaxAge,omitempty"`
+	// Latest is set when the image was fetched by name without a version
+	// (rkt's "latest" pattern).
+	Latest bool `json:"latest,omitempty"`
 	// Manifest is the image manifest as stored in the ACI, kept here so
 	// that resolving dependencies never opens a blob.
 	Manifest json.RawMessage `json:"manifest"`
@@ -357,6 +361,8 @@ func (s *Store) RemoveImage(id string) error {
 		if err := os.Remove(s.blobPath(id)); err != nil && !os.IsNotExist(err) {
 			return err
 		}
+		// Only succeeds when empty; imports make it again under this lock.
+		os.Remove(filepath.Dir(s.blobPath(id)))
 		return nil
 	})
 	if err != nil {

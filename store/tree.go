@@ -275,12 +275,42 @@ func lockCtx(ctx context.Context, l *lock.FileLock) error {
 	}
 }
 
-func (s *Store) renderTree(ctx context.Context, imgs acirenderer.Images, t *Tree) error {
+// extractInto writes the layers of imgs (top first) into dir, which holds
+// nothing yet: dir/manifest and dir/rootfs. With all set, the single image
+// is extracted whole, without acirenderer's choice of files.
+func (s *Store) extractInto(ctx context.Context, imgs acirenderer.Images, dir string, all bool) (map[string][]byte, error) {
 	reg := s.newRegistry(nil)
-	files, err := acirenderer.GetRenderedACIFromList(imgs, reg)
-	if err != nil {
-		return err
+	var files acirenderer.RenderedACI
+	if all {
+		files = acirenderer.RenderedACI{{Key: imgs[0].Key}}
+	} else {
+		var err error
+		if files, err = acirenderer.GetRenderedACIFromList(imgs, reg); err != nil {
+			return nil, err
+		}
 	}
+	x, err := newExtractor(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer x.close()
+	for i, f := range files {
+		plan := &layerPlan{id: f.Key, blob: s.blobPath(f.Key), files: f.FileMap, all: all, manifest: i == 0}
+		plan.materialize = hiddenLinkTargets(reg.entries[f.Key], f.FileMap)
+		if err := x.extractLayer(ctx, i, plan); err != nil {
+			if i > 0 {
+				return nil, fmt.Errorf("dependency %s: %w", ShortID(f.Key), err)
+			}
+			return nil, err
+		}
+	}
+	if err := x.finishDirs(); err != nil {
+		return nil, err
+	}
+	return x.sums, nil
+}
+
+func (s *Store) renderTree(ctx context.Context, imgs acirenderer.Images, t *Tree) error {
 	tmp, err := os.MkdirTemp(s.treeDir(), ".render-")
 	if err != nil {
 		return err
@@ -289,25 +319,11 @@ func (s *Store) renderTree(ctx context.Context, imgs acirenderer.Images, t *Tree
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	x, err := newExtractor(tmp)
+	sums, err := s.extractInto(ctx, imgs, tmp, false)
 	if err != nil {
 		return err
 	}
-	defer x.close()
-	for i, f := range files {
-		plan := &layerPlan{id: f.Key, blob: s.blobPath(f.Key), files: f.FileMap, manifest: i == 0}
-		plan.materialize = hiddenLinkTargets(reg.entries[f.Key], f.FileMap)
-		if err := x.extractLayer(ctx, i, plan); err != nil {
-			if i > 0 {
-				return fmt.Errorf("dependency %s: %w", ShortID(f.Key), err)
-			}
-			return err
-		}
-	}
-	if err := x.finishDirs(); err != nil {
-		return err
-	}
-	sum, err := treeHash(tmp, x.sums)
+	sum, err := treeHash(tmp, sums)
 	if err != nil {
 		return err
 	}
@@ -336,6 +352,65 @@ func (s *Store) renderTree(ctx context.Context, imgs acirenderer.Images, t *Tree
 		v, _ := json.Marshal(t)
 		return tx.Bucket(bucketTrees).Put([]byte(t.ID), v)
 	})
+}
+
+// CopyOptions shape ExtractTo.
+type CopyOptions struct {
+	// Render applies dependencies and pathWhitelist as a pod would see
+	// the image; without it the image's own tar is extracted whole.
+	Render bool
+	// RootfsOnly puts the rootfs's content at dst, without the manifest.
+	RootfsOnly bool
+	// Overwrite replaces an existing dst.
+	Overwrite bool
+}
+
+// ExtractTo writes image id (rendered with its dependencies, or its own
+// tar only) to dst, a directory that must not exist unless Overwrite. The
+// result appears at dst whole or not at all.
+func (s *Store) ExtractTo(ctx context.Context, id, dst string, o CopyOptions) error {
+	if _, err := os.Lstat(dst); err == nil && !o.Overwrite {
+		return fmt.Errorf("%s already exists (use --overwrite to replace it)", dst)
+	}
+	var imgs acirenderer.Images
+	if o.Render {
+		var err error
+		if imgs, err = s.depList(id); err != nil {
+			return fmt.Errorf("render %s: %w", ShortID(id), err)
+		}
+	} else {
+		info, err := s.Info(id)
+		if err != nil {
+			return err
+		}
+		im, err := parseManifest(info)
+		if err != nil {
+			return err
+		}
+		imgs = acirenderer.Images{{Im: im, Key: id}}
+	}
+	parent := filepath.Dir(filepath.Clean(dst))
+	tmp, err := os.MkdirTemp(parent, ".rkt-extract-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	if _, err := s.extractInto(ctx, imgs, tmp, !o.Render); err != nil {
+		return fmt.Errorf("extract %s: %w", ShortID(id), err)
+	}
+	src := tmp
+	if o.RootfsOnly {
+		src = filepath.Join(tmp, "rootfs")
+	}
+	if o.Overwrite {
+		if err := os.RemoveAll(dst); err != nil {
+			return err
+		}
+	}
+	return os.Rename(src, dst)
 }
 
 // hiddenLinkTargets finds the hard links a layer renders whose target it

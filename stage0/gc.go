@@ -1,0 +1,185 @@
+package stage0
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/rktng/rkt/pkg/lock"
+	"github.com/rktng/rkt/pkg/pod"
+	"golang.org/x/sys/unix"
+)
+
+// GCConfig says what `rkt gc` collects.
+type GCConfig struct {
+	DataDir string
+	// TreeRoot is the store's tree directory (DIR/cas/tree).
+	TreeRoot string
+	// GracePeriod: how long an exited pod stays in exited-garbage.
+	GracePeriod time.Duration
+	// ExpirePrepared: how long a prepared pod may wait to be run.
+	ExpirePrepared time.Duration
+	// MarkOnly moves pods to the garbage directories but deletes nothing.
+	MarkOnly    bool
+	Debug       bool
+	LocalConfig string
+	// Log receives one line per pod acted on.
+	Log io.Writer
+}
+
+// embryoMinAge spares embryo pods younger than this: between a new pod's
+// mkdir and its lock there is a moment when it looks abandoned.
+const embryoMinAge = time.Second
+
+// GC marks exited and abandoned pods as garbage and, past their grace
+// period, runs stage1's gc on them and removes them.
+func GC(ctx context.Context, cfg GCConfig) error {
+	log := cfg.Log
+	if log == nil {
+		log = io.Discard
+	}
+	var errs []error
+	// Mark: exited pods, abandoned embryos and prepares, expired prepared.
+	pods, err := pod.List(cfg.DataDir, pod.Run, pod.Embryo, pod.Preparing, pod.Prepared)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, p := range pods {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var to pod.State
+		switch p.State {
+		case pod.Run:
+			to = pod.ExitedGarbage
+		case pod.Embryo:
+			if age(p.Dir, now) < embryoMinAge {
+				continue
+			}
+			to = pod.Garbage
+		case pod.Preparing:
+			to = pod.Garbage
+		case pod.Prepared:
+			if age(p.Path(pod.CreatedFile), now) < cfg.ExpirePrepared {
+				continue
+			}
+			to = pod.Garbage
+		}
+		l, err := lock.Open(p.Dir)
+		if err != nil {
+			continue // moved meanwhile
+		}
+		if err := l.TryExclusive(); err != nil {
+			l.Close()
+			continue // running, preparing or being collected
+		}
+		if err := os.Rename(p.Dir, pod.Dir(cfg.DataDir, to, p.UUID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("mark pod %s: %w", p.UUID, err))
+		} else if err == nil {
+			fmt.Fprintf(log, "Moving pod %q to garbage\n", p.UUID)
+		}
+		l.Close()
+	}
+	if cfg.MarkOnly {
+		return errors.Join(errs...)
+	}
+	// Sweep: past the grace period (counted from the rename into
+	// exited-garbage, the directory's ctime), and unlocked.
+	garbage, err := pod.List(cfg.DataDir, pod.ExitedGarbage, pod.Garbage)
+	if err != nil {
+		return err
+	}
+	for _, p := range garbage {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if p.State == pod.ExitedGarbage && ctimeAge(p.Dir, now) < cfg.GracePeriod {
+			continue
+		}
+		if err := collect(p, cfg); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(log, "Garbage collecting pod %q\n", p.UUID)
+	}
+	return errors.Join(errs...)
+}
+
+func collect(p *pod.Pod, cfg GCConfig) error {
+	l, err := lock.Open(p.Dir)
+	if err != nil {
+		return nil // gone meanwhile
+	}
+	defer l.Close()
+	if err := l.TryExclusive(); err != nil {
+		return nil // another gc holds it
+	}
+	if p.State == pod.ExitedGarbage {
+		args := []string{}
+		if cfg.Debug {
+			args = append(args, "--debug")
+		}
+		if cfg.LocalConfig != "" {
+			args = append(args, "--local-config="+cfg.LocalConfig)
+		}
+		args = append(args, p.UUID)
+		if err := runGCEntrypoint(p.Dir, cfg.TreeRoot, args); err != nil {
+			// Still remove the pod: its mounts died with its namespace,
+			// and a stage1 whose gc fails must not pin it forever.
+			if cfg.Log != nil {
+				fmt.Fprintf(cfg.Log, "pod %s: %v\n", p.UUID, err)
+			}
+		}
+	}
+	if err := os.RemoveAll(p.Dir); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.UUID, err)
+	}
+	return nil
+}
+
+// Remove deletes an exited or prepared pod now (rkt rm): it moves it to
+// garbage, runs stage1's gc when it had run, and removes it.
+func Remove(p *pod.Pod, cfg GCConfig) error {
+	l, err := lock.Open(p.Dir)
+	if err != nil {
+		return fmt.Errorf("pod %s: %w", p.UUID, err)
+	}
+	if err := l.TryExclusive(); err != nil {
+		l.Close()
+		return fmt.Errorf("pod %s is %s: stop it first", p.UUID, p.Status())
+	}
+	to := pod.Garbage
+	if p.State == pod.Run || p.State == pod.ExitedGarbage {
+		to = pod.ExitedGarbage
+	}
+	if p.State != to {
+		dst := pod.Dir(cfg.DataDir, to, p.UUID)
+		if err := os.Rename(p.Dir, dst); err != nil {
+			l.Close()
+			return fmt.Errorf("pod %s: %w", p.UUID, err)
+		}
+		p.Dir, p.State = dst, to
+	}
+	l.Close()
+	return collect(p, cfg)
+}
+
+func age(path string, now time.Time) time.Duration {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 1 << 62
+	}
+	return now.Sub(fi.ModTime())
+}
+
+func ctimeAge(path string, now time.Time) time.Duration {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 1 << 62
+	}
+	return now.Sub(time.Unix(st.Ctim.Unix()))
+}

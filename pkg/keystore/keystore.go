@@ -438,19 +438,29 @@ func (v *Verifier) Finish() (Signer, error) {
 }
 
 func classify(name string, err error) error {
+	var sentinel error
 	switch {
 	case errors.Is(err, pgperrors.ErrKeyExpired), errors.Is(err, pgperrors.ErrSignatureExpired):
-		return fmt.Errorf("%s: %w", name, ErrKeyExpired)
+		sentinel = ErrKeyExpired
 	case errors.Is(err, pgperrors.ErrKeyRevoked):
-		return fmt.Errorf("%s: %w", name, ErrKeyRevoked)
+		sentinel = ErrKeyRevoked
 	case errors.Is(err, pgperrors.ErrUnknownIssuer):
-		return fmt.Errorf("%s: %w", name, ErrUntrusted)
+		sentinel = ErrUntrusted
 	}
 	var se pgperrors.SignatureError
-	if errors.As(err, &se) {
-		return fmt.Errorf("%s: %w (%v)", name, ErrBadSignature, err)
+	var out error
+	switch {
+	case sentinel != nil:
+		out = sentinel
+	case errors.As(err, &se):
+		out = fmt.Errorf("%w (%v)", ErrBadSignature, err)
+	default:
+		out = fmt.Errorf("check signature: %w", err)
 	}
-	return fmt.Errorf("%s: check signature: %w", name, err)
+	if name != "" {
+		return fmt.Errorf("%s: %w", name, out)
+	}
+	return out
 }
 
 // Vouches checks that a key with fingerprint fp is trusted for name.

@@ -32,9 +32,16 @@ GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 all: rkt images test-images
 
 rkt: $(BIN)/rkt
-$(BIN)/rkt: $(GO_SOURCES) VERSION
+$(BIN)/rkt: $(GO_SOURCES) VERSION $(BUILD)/.rkt-ldflags
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(RKT_LDFLAGS)' -o $@ ./rkt
+
+# Rebuild rkt when its link-time settings change (make install links it for
+# the installed stage1 location, a plain make for build/images).
+$(BUILD)/.rkt-ldflags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(RKT_LDFLAGS)' | cmp -s - $@ || echo '$(RKT_LDFLAGS)' > $@
+.PHONY: FORCE
 
 include $(sort $(wildcard mk/*.mk))
 
@@ -77,8 +84,10 @@ lint: $(TOOLS)/staticcheck
 demo: deps all
 	@./mk/demo.sh $(BUILD)
 
-install: 
-	$(MAKE) STAGE1_IMAGE_DIR=$(DESTDIR)$(PREFIX)/lib/rkt/stage1-images all
+# The binary is linked for $(PREFIX), not $(DESTDIR)$(PREFIX): DESTDIR is
+# only where a packager stages the files.
+install:
+	$(MAKE) STAGE1_IMAGE_DIR=$(PREFIX)/lib/rkt/stage1-images all install-dist
 	install -D -m 0755 $(BIN)/rkt $(DESTDIR)$(PREFIX)/bin/rkt
 	install -D -m 0644 $(IMAGES)/stage1.aci $(DESTDIR)$(PREFIX)/lib/rkt/stage1-images/stage1.aci
 	install -D -m 0644 $(IMAGES)/stage1-fly.aci $(DESTDIR)$(PREFIX)/lib/rkt/stage1-images/stage1-fly.aci

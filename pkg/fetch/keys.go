@@ -91,16 +91,22 @@ func (f *Fetcher) maybeTrustKeys(ctx context.Context, name string, sig []byte) e
 	if err != nil {
 		return fmt.Errorf("--trust-keys-from-https: %w", err)
 	}
+	var skipped []string
+	stored := 0
 	for _, k := range keys {
 		if !k.Secure && !f.cfg.InsecureSkipPubKey {
-			f.logf("not trusting key %s from %s: not fetched over verified HTTPS", k.Fingerprint(), k.Location)
+			skipped = append(skipped, fmt.Sprintf("%s from %s", k.Fingerprint(), k.Location))
 			continue
 		}
-		stored, err := f.cfg.Keystore.Store(name, k.Entity)
+		st, err := f.cfg.Keystore.Store(name, k.Entity)
 		if err != nil {
 			return err
 		}
-		f.logf("Trusting key %s (%s) for prefix %q, fetched from %s", stored.Fingerprint, strings.Join(stored.UserIDs, ", "), name, k.Location)
+		f.logf("Trusting key %s (%s) for prefix %q, fetched from %s", st.Fingerprint, strings.Join(st.UserIDs, ", "), name, k.Location)
+		stored++
+	}
+	if stored == 0 && len(skipped) > 0 {
+		return fmt.Errorf("%s: %w: the discovered keys were not fetched over verified HTTPS, so --trust-keys-from-https does not trust them (%s)", name, keystore.ErrUntrusted, strings.Join(skipped, "; "))
 	}
 	return nil
 }

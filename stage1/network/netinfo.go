@@ -16,9 +16,8 @@ import (
 // list` and `rkt status` print them.
 type NetInfo struct {
 	NetName string `json:"netName"`
-	// NetConf is the configuration actually used, saved inside the pod
-	// directory (relative to it) so that teardown does not depend on
-	// net.d staying the same.
+	// NetConf is where the configuration came from: a net.d file, or
+	// "built-in network NAME".
 	NetConf    string `json:"netConf"`
 	PluginPath string `json:"pluginPath"`
 	IfName     string `json:"ifName"`
@@ -33,13 +32,15 @@ type NetInfo struct {
 	// PortMappings are the host ports forwarded over this network; CNI DEL
 	// needs them again.
 	PortMappings []PortMapping `json:"portMappings,omitempty"`
+	// Config is the configuration list actually used, so that teardown
+	// does not depend on net.d staying the same.
+	Config json.RawMessage `json:"config"`
 	// Joined is false while CNI ADD has not returned: teardown still runs
 	// DEL for it, as a pod killed during setup may hold half of it.
 	Joined bool `json:"joined"`
 }
 
-// confDir is where the pod keeps copies of its network configurations and
-// libcni's result cache.
+// confDir is where the pod keeps libcni's result cache.
 func confDir(podDir string) string { return filepath.Join(podDir, "net") }
 
 // ReadNetInfo returns what net-info.json records; a pod without it (host
@@ -72,9 +73,10 @@ func ReadNetnsPath(podDir string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// writeFileAtomic lands data at path by temp file, fsync and rename, so
-// that a reader (or a gc after a crash) never sees half a file.
-func writeFileAtomic(path string, data []byte) error {
+// writeFileAtomic lands data at path by temp file and rename, so that a
+// reader (or a gc after a crash) never sees half a file; with durable it
+// is also fsynced first, for what must survive a power loss.
+func writeFileAtomic(path string, data []byte, durable bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
@@ -84,9 +86,11 @@ func writeFileAtomic(path string, data []byte) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
@@ -97,7 +101,7 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-func writeNetInfo(podDir string, nets []NetInfo) error {
+func writeNetInfo(podDir string, nets []NetInfo, durable bool) error {
 	if nets == nil {
 		nets = []NetInfo{}
 	}
@@ -105,7 +109,7 @@ func writeNetInfo(podDir string, nets []NetInfo) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(podDir, pod.NetInfoFile), append(b, '\n')); err != nil {
+	if err := writeFileAtomic(filepath.Join(podDir, pod.NetInfoFile), append(b, '\n'), durable); err != nil {
 		return fmt.Errorf("write network info: %w", err)
 	}
 	return nil

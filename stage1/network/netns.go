@@ -92,6 +92,9 @@ func createNetns(path string, hostMnt *os.File) error {
 		if err := unix.Mount(self, path, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("pin network namespace at %s: %w", path, err)
 		}
+		if err := loopbackUp(); err != nil {
+			return err
+		}
 		if hostMnt == nil {
 			return nil
 		}
@@ -106,6 +109,30 @@ func createNetns(path string, hostMnt *os.File) error {
 	if err != nil {
 		_ = removeNetns(path, hostMnt)
 		return err
+	}
+	return nil
+}
+
+// loopbackUp brings up lo in the calling thread's network namespace. It is
+// the one interface the kernel makes itself, addressed already, so this is
+// a flag flip rather than a job for the loopback plugin, whose run would
+// add a process start to every pod start.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
 	}
 	return nil
 }

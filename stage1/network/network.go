@@ -135,12 +135,16 @@ func Setup(ctx context.Context, cfg Config) (*Pod, error) {
 	defer s.close()
 
 	// Everything that must be undone is recorded before it is done, so a
-	// teardown after any failure, or after a SIGKILL, finds it.
+	// teardown after any failure, or after a SIGKILL, finds it. This first
+	// record is the one made durable: host-local's leases outlive a
+	// power loss, and only it lets gc free them after the reboot. The
+	// namespace and the host's routes and rules do not outlive one, so
+	// the netns file and the final record need no fsync.
 	infos, lists, err := s.prepare(confs, args, cfg.Ports, cfg.IPAMDataDir)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	if err := writeNetInfo(s.podDir, infos); err != nil {
+	if err := writeNetInfo(s.podDir, infos, len(infos) > 0); err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	dir := cfg.NetnsDir
@@ -148,7 +152,7 @@ func Setup(ctx context.Context, cfg Config) (*Pod, error) {
 		dir = DefaultNetnsDir
 	}
 	nsPath := filepath.Join(dir, "rkt-"+cfg.UUID)
-	if err := writeFileAtomic(filepath.Join(s.podDir, pod.NetnsFile), []byte(nsPath)); err != nil {
+	if err := writeFileAtomic(filepath.Join(s.podDir, pod.NetnsFile), []byte(nsPath), false); err != nil {
 		return nil, s.fail(ctx, fmt.Errorf("write netns file: %w", err))
 	}
 	if err := createNetns(nsPath, s.hostMnt); err != nil {
@@ -156,9 +160,6 @@ func Setup(ctx context.Context, cfg Config) (*Pod, error) {
 	}
 	s.nsPath = nsPath
 
-	if err := s.loopback(ctx); err != nil {
-		return nil, s.fail(ctx, err)
-	}
 	p := &Pod{NetnsPath: nsPath}
 	for i := range infos {
 		res, err := s.cni.AddNetworkList(ctx, lists[i], s.runtimeConf(&infos[i]))
@@ -170,7 +171,7 @@ func Setup(ctx context.Context, cfg Config) (*Pod, error) {
 		}
 		infos[i].Joined = true
 	}
-	if err := writeNetInfo(s.podDir, infos); err != nil {
+	if err := writeNetInfo(s.podDir, infos, false); err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	p.Nets = infos
@@ -251,9 +252,6 @@ func (s *session) close() {
 // prepare saves each network's effective configuration in the pod
 // directory and returns the records and parsed lists, in join order.
 func (s *session) prepare(confs []*netConf, args []string, ports []PortMapping, ipamDir string) ([]NetInfo, []*libcni.NetworkConfigList, error) {
-	if err := os.MkdirAll(confDir(s.podDir), 0o755); err != nil {
-		return nil, nil, fmt.Errorf("create %s: %w", confDir(s.podDir), err)
-	}
 	infos := make([]NetInfo, 0, len(confs))
 	lists := make([]*libcni.NetworkConfigList, 0, len(confs))
 	portsPlaced := len(ports) == 0
@@ -284,10 +282,8 @@ func (s *session) prepare(confs []*netConf, args []string, ports []PortMapping, 
 		if err != nil {
 			return nil, nil, err
 		}
-		info.NetConf = filepath.Join("net", c.name+".conflist")
-		if err := writeFileAtomic(filepath.Join(s.podDir, info.NetConf), b); err != nil {
-			return nil, nil, fmt.Errorf("save configuration of network %q: %w", c.name, err)
-		}
+		info.NetConf = c.source
+		info.Config = b
 		if p, err := invoke.FindInPath(c.mainType(), s.pluginDirs); err == nil {
 			info.PluginPath = p
 		} else {
@@ -333,25 +329,6 @@ func (s *session) runtimeConf(info *NetInfo) *libcni.RuntimeConf {
 		rt.CapabilityArgs = map[string]any{"portMappings": info.PortMappings}
 	}
 	return rt
-}
-
-// loopbackList brings up lo in the namespace, through the loopback plugin.
-var loopbackList = mustList(`{"cniVersion":"` + cniVersion + `","name":"lo","plugins":[{"type":"loopback"}]}`)
-
-func mustList(s string) *libcni.NetworkConfigList {
-	l, err := libcni.NetworkConfFromBytes([]byte(s))
-	if err != nil {
-		panic(err)
-	}
-	return l
-}
-
-func (s *session) loopback(ctx context.Context) error {
-	_, err := s.cni.AddNetworkList(ctx, loopbackList, &libcni.RuntimeConf{ContainerID: s.uuid, NetNS: s.nsPath, IfName: "lo"})
-	if err != nil {
-		return fmt.Errorf("bring up loopback: %w", err)
-	}
-	return nil
 }
 
 // fillResult records the addresses a plugin chain returned.
@@ -440,7 +417,7 @@ func (s *session) teardown(ctx context.Context) error {
 	var errs []error
 	for i := len(infos) - 1; i >= 0; i-- {
 		info := &infos[i]
-		list, err := loadSavedList(s.podDir, info)
+		list, err := loadSavedList(info)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -468,15 +445,10 @@ func (s *session) teardown(ctx context.Context) error {
 	return nil
 }
 
-func loadSavedList(podDir string, info *NetInfo) (*libcni.NetworkConfigList, error) {
-	path := filepath.Join(podDir, info.NetConf)
-	b, err := os.ReadFile(path)
+func loadSavedList(info *NetInfo) (*libcni.NetworkConfigList, error) {
+	l, err := libcni.NetworkConfFromBytes(info.Config)
 	if err != nil {
-		return nil, fmt.Errorf("leave network %q: saved configuration: %w", info.NetName, err)
-	}
-	l, err := libcni.NetworkConfFromBytes(b)
-	if err != nil {
-		return nil, fmt.Errorf("leave network %q: %s: %w", info.NetName, path, err)
+		return nil, fmt.Errorf("leave network %q: recorded configuration: %w", info.NetName, err)
 	}
 	return l, nil
 }

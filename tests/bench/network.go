@@ -1,0 +1,87 @@
+package main
+
+// Network figures: what joining the default network costs a pod, measured
+// on stage1/network's Setup and Teardown directly with the plugins make
+// built (the same calls the nspawn stage1 makes before and after the pod),
+// each beside a pod that gets only a namespace and loopback (--net=none)
+// in the same run. Leases and namespaces go to the bench's work directory.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/rktng/rkt/stage1/network"
+)
+
+func init() {
+	addFigure(figure{name: "network: Setup, default (ptp+host-local+masq)", order: 500,
+		goal: "default adds < 30ms over none",
+		run: func(b *bench) (sample, sample, error) {
+			return netFigure(b, "default:IP=172.16.28.240", func(s, _ time.Duration) time.Duration { return s })
+		}})
+	addFigure(figure{name: "network: Teardown, default", order: 501,
+		run: func(b *bench) (sample, sample, error) {
+			return netFigure(b, "default:IP=172.16.28.240", func(_, t time.Duration) time.Duration { return t })
+		}})
+}
+
+// netFigure measures b.runs Setup+Teardown rounds of nets and of "none",
+// and returns the medians pick chooses from each round.
+func netFigure(b *bench, nets string, pick func(setup, teardown time.Duration) time.Duration) (sample, sample, error) {
+	if os.Geteuid() != 0 {
+		return sample{}, sample{}, fmt.Errorf("needs root")
+	}
+	plugins := filepath.Join(b.buildDir, "cni-plugins")
+	if _, err := os.Stat(filepath.Join(plugins, "ptp")); err != nil {
+		return sample{}, sample{}, fmt.Errorf("CNI plugins not built: %w", err)
+	}
+	ours, err := netRounds(b, plugins, nets, pick)
+	if err != nil {
+		return sample{}, sample{}, err
+	}
+	ref, err := netRounds(b, plugins, "none", pick)
+	if err != nil {
+		return sample{}, sample{}, err
+	}
+	return sample{label: nets, value: ours}, sample{label: "--net=none (netns + lo)", value: ref}, nil
+}
+
+func netRounds(b *bench, plugins, nets string, pick func(setup, teardown time.Duration) time.Duration) (time.Duration, error) {
+	ctx := context.Background()
+	root, err := os.MkdirTemp(b.work, "net-")
+	if err != nil {
+		return 0, err
+	}
+	var d []time.Duration
+	for i := 0; i < b.runs; i++ {
+		id := make([]byte, 16)
+		_, _ = rand.Read(id)
+		h := hex.EncodeToString(id)
+		uuid := h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+		podDir := filepath.Join(root, uuid)
+		if err := os.MkdirAll(podDir, 0o755); err != nil {
+			return 0, err
+		}
+		cfg := network.Config{PodDir: podDir, UUID: uuid, LocalConfig: filepath.Join(root, "conf"),
+			Nets: []string{nets}, PluginDirs: []string{plugins},
+			NetnsDir: filepath.Join(root, "netns"), IPAMDataDir: filepath.Join(root, "ipam")}
+		start := time.Now()
+		if _, err := network.Setup(ctx, cfg); err != nil {
+			return 0, err
+		}
+		setup := time.Since(start)
+		start = time.Now()
+		if err := network.Teardown(ctx, network.TeardownConfig{PodDir: podDir, PluginDirs: []string{plugins}}); err != nil {
+			return 0, err
+		}
+		d = append(d, pick(setup, time.Since(start)))
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2], nil
+}

@@ -42,6 +42,9 @@ func fetchConfig(st *store.Store, policy fetch.PullPolicy, signature string) (fe
 		}
 		cfg.DiscoveryPort = uint(n)
 	}
+	if cfg.Docker, err = dockerConfig(); err != nil {
+		return fetch.Config{}, err
+	}
 	if isTerminal(os.Stderr) {
 		cfg.Progress = os.Stderr
 	}
@@ -77,4 +80,24 @@ func resolveImageRef(ctx context.Context, st *store.Store, image, signature stri
 		return "", err
 	}
 	return id, nil
+}
+
+// dockerConfig gives docker:// fetches the registry credentials of auth.d
+// (rktKind dockerAuth) and the mirrors of docker.d.
+func dockerConfig() (fetch.DockerConfig, error) {
+	c, err := loadConfig()
+	if err != nil {
+		return fetch.DockerConfig{}, err
+	}
+	mirrors, err := fetch.LoadDockerMirrors(globals.SystemConfig, globals.LocalConfig, globals.UserConfig)
+	if err != nil {
+		return fetch.DockerConfig{}, err
+	}
+	return fetch.DockerConfig{
+		Mirrors: mirrors,
+		Credentials: func(registry string) (string, string, bool) {
+			cr, ok := c.DockerCredentials(registry)
+			return cr.User, cr.Password, ok
+		},
+	}, nil
 }

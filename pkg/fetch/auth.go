@@ -83,6 +83,10 @@ func parseAuthFile(data []byte) ([]string, http.Header, error) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, nil, fmt.Errorf("not valid JSON: %v", err)
 	}
+	if f.RktKind == "dockerAuth" {
+		// Registry credentials share auth.d, as in rkt; docker:// reads them.
+		return nil, nil, nil
+	}
 	if f.RktKind != "auth" {
 		return nil, nil, fmt.Errorf("rktKind is %q, want \"auth\"", f.RktKind)
 	}

@@ -85,6 +85,8 @@ type Config struct {
 	SignatureFile string
 	// Auth gives per-domain credentials (auth.d); nil for none.
 	Auth *Auth
+	// Docker has the registry credentials and mirrors for docker://.
+	Docker DockerConfig
 	// DiscoveryPort, if not 0, is the port discovery requests go to.
 	DiscoveryPort uint
 	// StallTimeout ends a download that made no progress for this long

@@ -1,7 +1,10 @@
 # Top-level build. Each area adds its own rules in mk/*.mk so that the
 # stage1 flavors, test images and tools can grow without touching this file.
 
-GO        ?= go
+# Go's own install location is not in root's PATH on a fresh machine (the
+# tools that run go themselves, like gotestsum, need it in PATH too).
+export PATH := $(PATH):/usr/local/go/bin
+GO        ?= $(shell command -v go || echo /usr/local/go/bin/go)
 VERSION   := $(shell cat VERSION)
 GITREV    := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 BUILD     := $(CURDIR)/build

@@ -1,0 +1,427 @@
+package tests
+
+// Pod networking under the default (nspawn) stage1, end to end: real pods,
+// real CNI plugins, and the host's interfaces, namespaces, iptables rules
+// and IPAM leases compared before and after. Traffic only goes between the
+// host and the pods' namespaces. These tests need stage1.aci; they skip
+// until make builds it.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func netNeedStage1(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(buildDir, "images", "stage1.aci")); err != nil {
+		t.Skip("the default stage1 (stage1.aci) is not built")
+	}
+}
+
+// netStatus is the part of `rkt status --format=json` about networks.
+type netStatus struct {
+	State    string `json:"state"`
+	Networks []struct {
+		NetName string `json:"netName"`
+		IfName  string `json:"ifName"`
+		IP      string `json:"ip"`
+		Mask    string `json:"mask"`
+	} `json:"networks"`
+}
+
+// netPod is a pod started in the background.
+type netPod struct {
+	UUID string
+	cmd  *exec.Cmd
+	out  *strings.Builder
+}
+
+// startNetPod runs `rkt run` in the background and waits until the pod runs
+// and, unless it uses the host's network, has joined its networks.
+func startNetPod(t *testing.T, e *env, args ...string) (*netPod, netStatus) {
+	t.Helper()
+	uuidFile := filepath.Join(e.root, fmt.Sprintf("uuid-%d", time.Now().UnixNano()))
+	cmd := e.Cmd(append([]string{"--insecure-options=image", "run", "--uuid-file-save=" + uuidFile}, args...)...)
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &netPod{cmd: cmd, out: out}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		if p.UUID != "" {
+			_ = e.RunCmd(e.Cmd("stop", "--force", p.UUID))
+		}
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	wantNets := true
+	for _, a := range args {
+		if a == "--net=host" {
+			wantNets = false
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			t.Fatalf("rkt run %v ended early:\n%s", args, out)
+		default:
+		}
+		if p.UUID == "" {
+			if b, err := os.ReadFile(uuidFile); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+				p.UUID = strings.TrimSpace(string(b))
+			}
+		}
+		if p.UUID != "" {
+			r := e.Run("status", "--format=json", p.UUID)
+			var st netStatus
+			if r.Code == 0 && json.Unmarshal([]byte(r.Stdout), &st) == nil && st.State == "running" &&
+				(!wantNets || len(st.Networks) > 0 && st.Networks[0].IP != "") {
+				return p, st
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("pod %v did not come up:\n%s", args, out)
+	return nil, netStatus{}
+}
+
+// netHTTPGet fetches url, retrying while the server starts.
+func netHTTPGet(t *testing.T, url string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 3 * time.Second}
+	var last error
+	for i := 0; i < 50; i++ {
+		resp, err := c.Get(url)
+		if err == nil {
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode == 200 {
+				return string(b)
+			}
+			last = fmt.Errorf("status %d, %v", resp.StatusCode, err)
+		} else {
+			last = err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("GET %s: %v", url, last)
+	return ""
+}
+
+func netFreePort(t *testing.T) int {
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// netBusybox runs a shell command in a busybox pod and returns its output.
+func netBusybox(t *testing.T, e *env, net, script string) result {
+	t.Helper()
+	return e.Run("--insecure-options=image", "run", "--net="+net, testImage("busybox.aci"), "--exec=/bin/sh", "--", "-c", script)
+}
+
+func TestNetDefaultPodsReachEachOtherAndHost(t *testing.T) {
+	netNeedStage1(t)
+	e := newEnv(t)
+	e.Fetch("busybox.aci")
+	a, st := startNetPod(t, e, "--net=default", testImage("inspect.aci"), "--", "-serve-http=:8080")
+	if len(st.Networks) != 1 || st.Networks[0].NetName != "default" || st.Networks[0].IfName != "eth0" || st.Networks[0].Mask != "255.255.255.0" {
+		t.Fatalf("status networks = %+v", st.Networks)
+	}
+	ip := st.Networks[0].IP
+	if !strings.HasPrefix(ip, "172.16.28.") {
+		t.Fatalf("default network address %s outside 172.16.28.0/24", ip)
+	}
+	if list := e.MustRun("list", "--no-legend"); !strings.Contains(list, "default:ip4="+ip) {
+		t.Errorf("rkt list does not show the pod's address:\n%s", list)
+	}
+	// The host reaches the pod.
+	if got := netHTTPGet(t, "http://"+ip+":8080/"); strings.TrimSpace(got) == "" {
+		t.Fatalf("empty answer from pod %s", a.UUID)
+	}
+	// Another pod on default reaches it.
+	r := netBusybox(t, e, "default", "wget -q -T 5 -O - http://"+ip+":8080/")
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) == "" {
+		t.Fatalf("pod to pod: %s", r)
+	}
+	// A pod reaches a server on the host, at the host's end of its link.
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "host says hi") }))
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	r = netBusybox(t, e, "default", fmt.Sprintf("wget -q -T 5 -O - http://$(ip route | awk '/default/ {print $3}'):%d/", port))
+	if r.Code != 0 || !strings.Contains(r.Stdout, "host says hi") {
+		t.Fatalf("pod to host: %s", r)
+	}
+}
+
+func TestNetDefaultRestrictedStopsAtTheHost(t *testing.T) {
+	netNeedStage1(t)
+	e := newEnv(t)
+	e.Fetch("busybox.aci")
+	// ip route get sends nothing: it only asks the pod's routing table.
+	r := netBusybox(t, e, "default-restricted", "ip -o addr show eth0; ip route; ip route get 192.0.2.1 && echo ROUTED")
+	if r.Code != 0 && !strings.Contains(r.Stdout+r.Stderr, "unreachable") {
+		t.Fatalf("%s", r)
+	}
+	if !strings.Contains(r.Stdout, "inet 172.31.") {
+		t.Errorf("no default-restricted address: %s", r)
+	}
+	if strings.Contains(r.Stdout, "default via") || strings.Contains(r.Stdout, "ROUTED") {
+		t.Errorf("default-restricted routes beyond the host: %s", r)
+	}
+}
+
+func TestNetHostAndNone(t *testing.T) {
+	netNeedStage1(t)
+	e := newEnv(t)
+	e.Fetch("busybox.aci")
+	hostLinks := netLinkNames(t, hostRun(t, "ip", "-o", "link", "show"))
+	r := netBusybox(t, e, "host", "ip -o link show")
+	if r.Code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if got := netLinkNames(t, r.Stdout); strings.Join(got, " ") != strings.Join(hostLinks, " ") {
+		t.Errorf("--net=host sees %v, the host has %v", got, hostLinks)
+	}
+	r = netBusybox(t, e, "none", "ip -o link show; ip -o addr show lo")
+	if r.Code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if got := netLinkNames(t, r.Stdout); len(got) != 1 || got[0] != "lo" || !strings.Contains(r.Stdout, "127.0.0.1/8") {
+		t.Errorf("--net=none: want only lo, up: %s", r)
+	}
+}
+
+func hostRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// netLinkNames takes the interface names from `ip -o link` output, sorted.
+func netLinkNames(t *testing.T, out string) []string {
+	var names []string
+	s := bufio.NewScanner(strings.NewReader(out))
+	for s.Scan() {
+		f := strings.Fields(s.Text())
+		if len(f) > 1 && strings.HasSuffix(f[0], ":") {
+			name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+func TestNetUserBridgeStaticIP(t *testing.T) {
+	netNeedStage1(t)
+	e := newEnv(t)
+	e.Fetch("busybox.aci")
+	const bridge = "rkttestbr0"
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+	writeNetConf(t, e, "10-tbr.conflist", `{"cniVersion":"1.0.0","name":"tbr","plugins":[
+		{"type":"bridge","bridge":"`+bridge+`","isGateway":true,
+		 "ipam":{"type":"host-local","ranges":[[{"subnet":"10.231.7.0/24"}]]}}]}`)
+	r := netBusybox(t, e, "tbr:IP=10.231.7.9", "ip -o addr show eth0")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "inet 10.231.7.9/24") {
+		t.Fatalf("static IP on the bridge network: %s", r)
+	}
+}
+
+func writeNetConf(t *testing.T, e *env, name, content string) string {
+	t.Helper()
+	dir := filepath.Join(e.LocalConfig, "net.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestNetPortForward(t *testing.T) {
+	netNeedStage1(t)
+	e := newEnv(t)
+	port := netFreePort(t)
+	startNetPod(t, e, "--net=default", "--port=http:"+strconv.Itoa(port), testImage("inspect.aci"), "--", "-serve-http=:8080")
+	if got := netHTTPGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); strings.TrimSpace(got) == "" {
+		t.Fatal("empty answer through the forwarded port")
+	}
+}
+
+func TestNetDNSAndHosts(t *testing.T) {
+	netNeedStage1(t)
+	e := newEnv(t)
+	e.Fetch("busybox.aci")
+	r := e.Run("--insecure-options=image", "run", "--net=none", "--dns=10.1.2.3", "--dns-search=pods.test",
+		"--dns-opt=ndots:3", "--hosts-entry=10.9.8.7=db.pods.test",
+		testImage("busybox.aci"), "--exec=/bin/sh", "--", "-c", "cat /etc/resolv.conf /etc/hosts")
+	if r.Code != 0 {
+		t.Fatalf("%s", r)
+	}
+	for _, want := range []string{"nameserver 10.1.2.3", "search pods.test", "options ndots:3", "10.9.8.7"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("pod's resolv.conf/hosts lack %q:\n%s", want, r.Stdout)
+		}
+	}
+}
+
+func TestNetBadConfiguration(t *testing.T) {
+	netNeedStage1(t)
+	e := newEnv(t)
+	e.Fetch("busybox.aci")
+	before := hostNetState(t)
+	path := writeNetConf(t, e, "20-broken.conf", `{"cniVersion":"1.0.0","name":"broken",`)
+	r := netBusybox(t, e, "default", "true")
+	if r.Code == 0 || !strings.Contains(r.Stderr, path) {
+		t.Errorf("malformed net.d file: want a failure naming %s: %s", path, r)
+	}
+	os.Remove(path)
+	r = netBusybox(t, e, "nosuchnet", "true")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "nosuchnet") {
+		t.Errorf("unknown network: %s", r)
+	}
+	writeNetConf(t, e, "10-small.conf", `{"cniVersion":"1.0.0","name":"small","type":"ptp",
+		"ipam":{"type":"host-local","subnet":"10.231.8.0/24"}}`)
+	r = netBusybox(t, e, "small:IP=10.9.9.9", "true")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "10.9.9.9") {
+		t.Errorf("IP outside the range: %s", r)
+	}
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r = e.Run("--insecure-options=image", "run", "--net=default", "--port=http:"+strconv.Itoa(l.Addr().(*net.TCPAddr).Port),
+		testImage("inspect.aci"), "--", "-exit=0")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "in use") {
+		t.Errorf("host port in use: %s", r)
+	}
+	if running := e.MustRun("list", "--no-legend"); strings.Contains(running, "running") {
+		t.Errorf("a pod is left running:\n%s", running)
+	}
+	e.MustRun("gc", "--grace-period=0s")
+	if after := hostNetState(t); after != before {
+		t.Errorf("host network state changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// hostNetState is what pods may change on the host and must give back:
+// interfaces, pinned namespaces, iptables rules (without counters, and
+// without the top-level chains portmap makes once and shares), and the
+// leases of the built-in networks.
+func hostNetState(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(strings.Join(netLinkNames(t, hostRun(t, "ip", "-o", "link", "show")), " ") + "\n")
+	ns, _ := os.ReadDir("/run/netns")
+	for _, n := range ns {
+		b.WriteString("netns " + n.Name() + "\n")
+	}
+	for _, table := range []string{"nat", "filter"} {
+		s := bufio.NewScanner(strings.NewReader(hostRun(t, "iptables-save", "-t", table)))
+		for s.Scan() {
+			l := s.Text()
+			if strings.HasPrefix(l, "#") || strings.Contains(l, "CNI-HOSTPORT-") {
+				continue
+			}
+			if strings.HasPrefix(l, ":") {
+				l = strings.Fields(l)[0]
+			}
+			b.WriteString(l + "\n")
+		}
+	}
+	for _, n := range []string{"default", "default-restricted"} {
+		leases, _ := os.ReadDir(filepath.Join("/var/lib/cni/networks", n))
+		for _, l := range leases {
+			if l.Name() != "lock" && !strings.HasPrefix(l.Name(), "last_reserved_ip") {
+				b.WriteString("lease " + n + "/" + l.Name() + "\n")
+			}
+		}
+	}
+	return b.String()
+}
+
+func TestNetNothingLeftAfterManyPods(t *testing.T) {
+	netNeedStage1(t)
+	e := newEnv(t)
+	e.Fetch("inspect.aci")
+	// One pod first, so that the shared chains portmap makes once exist.
+	e.MustRun("--insecure-options=image", "run", "--net=default", testImage("inspect.aci"), "--", "-exit=0")
+	e.MustRun("gc", "--grace-period=0s")
+	before := hostNetState(t)
+	for i := 0; i < 20; i++ {
+		e.MustRun("--insecure-options=image", "run", "--net=default", testImage("inspect.aci"), "--", "-exit=0")
+	}
+	e.MustRun("gc", "--grace-period=0s")
+	if after := hostNetState(t); after != before {
+		t.Errorf("host network state changed after 20 pods and gc:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+func TestNetKilledPodCleanedByGC(t *testing.T) {
+	netNeedStage1(t)
+	e := newEnv(t)
+	before := hostNetState(t)
+	p, st := startNetPod(t, e, "--net=default", testImage("inspect.aci"), "--", "-serve-http=:8080")
+	_ = st
+	// SIGKILL the whole pod from the outside, as an OOM killer or an
+	// impatient admin would: stage1 gets no chance to clean up.
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if pid, err := os.ReadFile(filepath.Join(e.Dir, "pods", "run", p.UUID, "pid")); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(pid))); err == nil {
+			if proc, err := os.FindProcess(n); err == nil {
+				_ = proc.Kill()
+			}
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var st netStatus
+		r := e.Run("status", "--format=json", p.UUID)
+		if json.Unmarshal([]byte(r.Stdout), &st) == nil && st.State != "running" {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	e.MustRun("gc", "--grace-period=0s")
+	if after := hostNetState(t); after != before {
+		t.Errorf("host network state changed after a killed pod and gc:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}

@@ -611,3 +611,46 @@ func TestOCILayout(t *testing.T) {
 	e2 := newDkEnv(t, nil)
 	e2.mustRefuse("does not match its digest", "fetch", "oci:"+dir+"@"+d.String())
 }
+
+// TestDockerRunFly runs a converted image with the fly stage1: the app
+// gets the image's entrypoint+cmd, environment, working directory and
+// user, its exit code passes through, and a second run does not pull again.
+func TestDockerRunFly(t *testing.T) {
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("busybox-static is a host package of this project (make deps): %v", err)
+	}
+	reg := newDkRegistry(t, nil, "", "")
+	img, err := ot.Image(false, v1.Config{
+		Entrypoint: []string{"/bin/busybox", "sh", "-c"},
+		Cmd:        []string{`cat msg; echo "$GREETING"; pwd; id -u; exit 3`},
+		Env:        []string{"GREETING=hi there"},
+		WorkingDir: "/etc",
+		User:       "1000:1000",
+	}, ot.Layer(false,
+		ot.Dir("bin"), ot.Entry{Name: "bin/busybox", Body: string(bb), Mode: 0o755},
+		ot.Dir("etc"), ot.File("etc/msg", "from a docker image\n"),
+	), ot.Layer(true, ot.Symlink("bin/sh", "busybox")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.push("run/busybox:1", img)
+	e := newDkEnv(t, nil)
+	ref := "docker://" + reg.Host + "/run/busybox:1"
+	run := func() {
+		t.Helper()
+		r := e.rkt("--insecure-options=image,http", "run", "--stage1-path="+testImage("stage1-fly.aci"), ref)
+		if r.Code != 3 {
+			t.Fatalf("run: exit %d, want the app's 3: %s", r.Code, r)
+		}
+		if want := "from a docker image\nhi there\n/etc\n1000\n"; !strings.HasPrefix(r.Stdout, want) {
+			t.Errorf("run output %q, want %q", r.Stdout, want)
+		}
+	}
+	run()
+	blobs := reg.count("GET", "/blobs/")
+	run()
+	if got := reg.count("GET", "/blobs/"); got != blobs {
+		t.Errorf("the second run pulled again (%d blob requests, then %d)", blobs, got)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -161,12 +162,26 @@ func Setup(ctx context.Context, cfg Config) (*Pod, error) {
 	s.nsPath = nsPath
 
 	p := &Pod{NetnsPath: nsPath}
+	// Interface names are fixed already, so the networks are joined at
+	// once: a pod's start waits for the slowest plugin chain, not the sum.
+	results := make([]types.Result, len(infos))
+	errs := make([]error, len(infos))
+	var wg sync.WaitGroup
 	for i := range infos {
-		res, err := s.cni.AddNetworkList(ctx, lists[i], s.runtimeConf(&infos[i]))
-		if err != nil {
-			return nil, s.fail(ctx, fmt.Errorf("%w %q (%s): %v", ErrJoin, infos[i].NetName, confs[i].source, err))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = s.cni.AddNetworkList(ctx, lists[i], s.runtimeConf(&infos[i]))
+		}()
+	}
+	wg.Wait()
+	for i := range infos {
+		if errs[i] != nil {
+			return nil, s.fail(ctx, fmt.Errorf("%w %q (%s): %v", ErrJoin, infos[i].NetName, confs[i].source, errs[i]))
 		}
-		if err := fillResult(&infos[i], res, &p.DNS); err != nil {
+	}
+	for i := range infos {
+		if err := fillResult(&infos[i], results[i], &p.DNS); err != nil {
 			return nil, s.fail(ctx, fmt.Errorf("%w %q: %v", ErrJoin, infos[i].NetName, err))
 		}
 		infos[i].Joined = true

@@ -9,8 +9,12 @@ TI_DEPS := $(TI_SRC)/stage.sh $(TI_SRC)/etc/passwd $(TI_SRC)/etc/group $(MKACI) 
 # appc names architectures as uname does for arm64.
 TI_ARCH := $(subst arm64,aarch64,$(shell $(GO) env GOARCH))
 
+# Variants of inspect: the same rootfs under a manifest that sets what only
+# an image can (mount points, event handlers, isolators, a non-root user).
+TI_VARIANTS := $(patsubst $(TI_SRC)/inspect-variants/%.manifest,$(IMAGES)/%.aci,$(wildcard $(TI_SRC)/inspect-variants/*.manifest))
+
 TEST_IMAGES += $(IMAGES)/busybox.aci $(IMAGES)/inspect.aci $(IMAGES)/inspect.aci.gz \
-	$(IMAGES)/dep-base.aci $(IMAGES)/dep-top.aci $(IMAGES)/whitelist.aci
+	$(IMAGES)/dep-base.aci $(IMAGES)/dep-top.aci $(IMAGES)/whitelist.aci $(TI_VARIANTS)
 
 # ti-manifest NAME: the image's manifest with the build's architecture.
 ti-manifest = mkdir -p $(TI_WORK)/$(1) && sed 's/@ARCH@/$(TI_ARCH)/' $(TI_SRC)/$(1)/manifest > $(TI_WORK)/$(1)/manifest
@@ -33,6 +37,12 @@ $(IMAGES)/inspect.aci: $(TI_SRC)/inspect/manifest $(TI_WORK)/inspect.bin $(TI_DE
 	$(call ti-manifest,inspect)
 	$(TI_SRC)/stage.sh $(TI_WORK)/inspect/rootfs busybox file $(TI_WORK)/inspect.bin inspect
 	$(MKACI) $(TI_WORK)/inspect/manifest $(TI_WORK)/inspect/rootfs $@
+
+$(TI_VARIANTS): $(IMAGES)/%.aci: $(TI_SRC)/inspect-variants/%.manifest $(TI_WORK)/inspect.bin $(TI_DEPS) /bin/busybox
+	@mkdir -p $(@D) $(TI_WORK)/$*
+	sed 's/@ARCH@/$(TI_ARCH)/' $< > $(TI_WORK)/$*/manifest
+	$(TI_SRC)/stage.sh $(TI_WORK)/$*/rootfs busybox file $(TI_WORK)/inspect.bin inspect
+	$(MKACI) $(TI_WORK)/$*/manifest $(TI_WORK)/$*/rootfs $@
 
 $(IMAGES)/inspect.aci.gz: $(IMAGES)/inspect.aci
 	gzip -n -c $< > $@.tmp

@@ -95,6 +95,10 @@ func TestTestImagesAreValidACIs(t *testing.T) {
 		"dep-base.aci":   "rktng.io/test/dep-base",
 		"dep-top.aci":    "rktng.io/test/dep-top",
 		"whitelist.aci":  "rktng.io/test/whitelist",
+
+		"inspect-mounts.aci":    "rktng.io/test/inspect-mounts",
+		"inspect-isolators.aci": "rktng.io/test/inspect-isolators",
+		"inspect-user.aci":      "rktng.io/test/inspect-user",
 	}
 	for file, name := range want {
 		if err := aci.ValidateArchive(openACI(t, file)); err != nil {
@@ -115,6 +119,62 @@ func TestTestImagesAreValidACIs(t *testing.T) {
 	}
 	if app := imageManifest(t, "inspect.aci").App; app == nil || app.Exec[0] != "/inspect" {
 		t.Errorf("inspect app = %+v, want exec /inspect", app)
+	}
+	// The schema parsed the isolators; check they are all there.
+	if app := imageManifest(t, "inspect-isolators.aci").App; app == nil || len(app.Isolators) != 4 {
+		t.Errorf("inspect-isolators app = %+v, want 4 isolators", app)
+	}
+	if app := imageManifest(t, "inspect-mounts.aci").App; app == nil || len(app.MountPoints) != 2 || len(app.EventHandlers) != 2 {
+		t.Errorf("inspect-mounts app = %+v, want 2 mount points and 2 event handlers", app)
+	}
+}
+
+// TestDepImagesRender renders the dependency images through rkt and checks
+// what the render tests rely on: the upper layer wins, links survive, and
+// pathWhitelist keeps only what it names.
+func TestDepImagesRender(t *testing.T) {
+	e := newEnv(t)
+	for _, img := range []string{"dep-base.aci", "dep-top.aci", "whitelist.aci"} {
+		e.Fetch(img)
+	}
+	top := filepath.Join(e.root, "top")
+	e.MustRun("image", "render", "--rootfs-only", "rktng.io/test/dep-top", top)
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Error(err)
+		}
+		return string(b)
+	}
+	if got := read(filepath.Join(top, "etc/override")); got != "top\n" {
+		t.Errorf("dep-top /etc/override = %q, want the upper layer's", got)
+	}
+	if got := read(filepath.Join(top, "etc/base-file")); got != "base only\n" {
+		t.Errorf("dep-top /etc/base-file = %q, want dep-base's", got)
+	}
+	a, errA := os.Stat(filepath.Join(top, "base/a"))
+	h, errH := os.Stat(filepath.Join(top, "base/hardlink"))
+	if errA != nil || errH != nil || !os.SameFile(a, h) {
+		t.Errorf("base/hardlink is not a hard link of base/a: %v %v", errA, errH)
+	}
+	if l, err := os.Readlink(filepath.Join(top, "base/link")); err != nil || l != "a" {
+		t.Errorf("base/link = %q, %v; want a symlink to a", l, err)
+	}
+
+	wl := filepath.Join(e.root, "wl")
+	e.MustRun("image", "render", "--rootfs-only", "rktng.io/test/whitelist", wl)
+	if got := read(filepath.Join(wl, "etc/override")); got != "whitelist\n" {
+		t.Errorf("whitelist /etc/override = %q", got)
+	}
+	for _, p := range []string{"base/a", "bin/busybox", "bin/sh", "whitelist/file"} {
+		if _, err := os.Lstat(filepath.Join(wl, p)); err != nil {
+			t.Errorf("whitelisted %s missing: %v", p, err)
+		}
+	}
+	for _, p := range []string{"base/b", "base/dir/c", "etc/base-file", "bin/echo"} {
+		if _, err := os.Lstat(filepath.Join(wl, p)); err == nil {
+			t.Errorf("%s is not in the pathWhitelist but was rendered", p)
+		}
 	}
 }
 

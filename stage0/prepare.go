@@ -15,6 +15,7 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+	"github.com/rktng/rkt/pkg/isolators"
 	"github.com/rktng/rkt/pkg/lock"
 	"github.com/rktng/rkt/pkg/pod"
 	"github.com/rktng/rkt/pkg/user"
@@ -133,6 +134,9 @@ func Prepare(ctx context.Context, cfg PrepareConfig, target pod.State) (*Pod, er
 	pm, err := buildManifest(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if err := isolators.Validate(pm); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadPod, err)
 	}
 	manifestJSON, err := json.Marshal(pm)
 	if err != nil {

@@ -479,6 +479,8 @@ func TestDockerFetchTLS(t *testing.T) {
 	// Not trusting the test CA, the registry's certificate is refused.
 	untrusting := newDkEnv(t, nil)
 	untrusting.mustRefuse("certificate", "fetch", ref)
+	// --insecure-options=tls accepts it (and still checks the digest).
+	untrusting.mustRkt("--insecure-options=tls", "fetch", ref)
 
 	e := newDkEnv(t, ca)
 	id := e.mustRkt("fetch", "--full", ref)

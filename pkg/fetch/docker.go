@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/rktng/rkt/pkg/ociconv"
 	"github.com/rktng/rkt/store"
 )
@@ -49,6 +50,29 @@ type DockerConfig struct {
 	// Mirrors lists, per registry host, the hosts tried in order before the
 	// registry itself (see LoadDockerMirrors).
 	Mirrors map[string][]string
+}
+
+// dockerHubNames are the names users give Docker Hub; go-containerregistry
+// calls it index.docker.io, rkt's documentation registry-1.docker.io.
+var dockerHubNames = []string{"index.docker.io", "registry-1.docker.io", "docker.io"}
+
+// mirrorsOf returns the mirrors configured for registry host reg.
+func (c DockerConfig) mirrorsOf(reg string) []string {
+	reg = strings.ToLower(reg)
+	if m, ok := c.Mirrors[reg]; ok {
+		return m
+	}
+	for _, h := range dockerHubNames {
+		if h != reg {
+			continue
+		}
+		for _, alias := range dockerHubNames {
+			if m, ok := c.Mirrors[alias]; ok {
+				return m
+			}
+		}
+	}
+	return nil
 }
 
 // fetchContainerImage fetches docker:// and oci: references, converting
@@ -122,7 +146,7 @@ func isFinal(err error) bool {
 func (f *Fetcher) mirrorRefs(ref name.Reference) []name.Reference {
 	reg := ref.Context().RegistryStr()
 	var refs []name.Reference
-	for _, m := range f.cfg.Docker.Mirrors[reg] {
+	for _, m := range f.cfg.Docker.mirrorsOf(reg) {
 		var opts []name.Option
 		if f.cfg.InsecureAllowHTTP {
 			opts = append(opts, name.Insecure)
@@ -174,6 +198,9 @@ func (f *Fetcher) pullDocker(ctx context.Context, orig string, ref, at name.Refe
 	desc, err := remote.Get(at, opts...)
 	if err != nil {
 		return "", explain(err)
+	}
+	if desc.MediaType == ggcrtypes.DockerManifestSchema1 || desc.MediaType == ggcrtypes.DockerManifestSchema1Signed {
+		return "", fmt.Errorf("%s: %w: Docker schema 1 manifests are not supported (the image must be pushed again with a current Docker or tool)", orig, ociconv.ErrBadImage)
 	}
 	img, err := desc.Image()
 	if err != nil {

@@ -349,19 +349,99 @@ type Signer struct {
 }
 
 // Verifier checks a detached signature while the signed data streams
-// through it, so the data never has to be read twice.
+// through it, so the data never has to be read twice. Writes are copied
+// into large buffers and hashed on another goroutine, so that hashing runs
+// beside whatever produces the data (a TLS connection, say).
 type Verifier struct {
 	name string
-	pw   *io.PipeWriter
+	ch   chan []byte
+	free chan []byte
+	cur  []byte
 	done chan verifyResult
-	// others are keys trusted for other names, for a clearer refusal.
-	others []Key
-	issuer uint64
+	// abortErr is set before ch is closed by Abort.
+	abortErr error
+	closed   bool
 }
+
+const (
+	verifyBufSize = 1 << 20
+	verifyBufs    = 4
+)
 
 type verifyResult struct {
 	signer *openpgp.Entity
 	err    error
+}
+
+// chanReader hands the Verifier's buffers to the signature check.
+type chanReader struct {
+	v   *Verifier
+	cur []byte
+	buf []byte
+}
+
+func (r *chanReader) next() bool {
+	if r.buf != nil {
+		r.v.free <- r.buf[:0]
+		r.buf = nil
+	}
+	b, ok := <-r.v.ch
+	if !ok {
+		return false
+	}
+	r.buf, r.cur = b, b
+	return true
+}
+
+func (r *chanReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if !r.next() {
+			return 0, r.end()
+		}
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// WriteTo lets io.Copy hash whole buffers without copying them again.
+func (r *chanReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if len(r.cur) > 0 {
+			n, err := w.Write(r.cur)
+			total += int64(n)
+			r.cur = r.cur[n:]
+			if err != nil {
+				return total, err
+			}
+		}
+		if !r.next() {
+			err := r.end()
+			if err == io.EOF {
+				err = nil
+			}
+			return total, err
+		}
+	}
+}
+
+func (r *chanReader) end() error {
+	if r.v.abortErr != nil {
+		return r.v.abortErr
+	}
+	return io.EOF
+}
+
+// drain keeps buffers flowing back to the writer after the check ended.
+func (r *chanReader) drain() {
+	if r.buf != nil {
+		r.v.free <- r.buf[:0]
+		r.buf = nil
+	}
+	for b := range r.v.ch {
+		r.v.free <- b[:0]
+	}
 }
 
 // NewVerifier prepares the check of armoredSig (a detached, armored
@@ -400,36 +480,65 @@ func (ks *Keystore) NewVerifier(name string, armoredSig []byte) (*Verifier, erro
 		}
 		return nil, fmt.Errorf("%w: no key trusted for %s has ID %016X (see rkt trust)", ErrUntrusted, what, issuer)
 	}
-	pr, pw := io.Pipe()
-	v := &Verifier{name: name, pw: pw, done: make(chan verifyResult, 1), issuer: issuer}
+	v := &Verifier{name: name, ch: make(chan []byte, verifyBufs), free: make(chan []byte, verifyBufs+1),
+		done: make(chan verifyResult, 1)}
+	for i := 0; i < verifyBufs; i++ {
+		v.free <- make([]byte, 0, verifyBufSize)
+	}
+	v.cur = <-v.free
 	go func() {
+		r := &chanReader{v: v}
 		block, err := armor.Decode(bytes.NewReader(armoredSig))
-		if err != nil {
-			pr.CloseWithError(err)
-			v.done <- verifyResult{err: err}
-			return
+		var signer *openpgp.Entity
+		if err == nil {
+			signer, err = openpgp.CheckDetachedSignature(ring, r, block.Body, nil)
 		}
-		signer, err := openpgp.CheckDetachedSignature(ring, pr, block.Body, nil)
-		// Drain so that writers never block on a check that ended early.
-		_, _ = io.Copy(io.Discard, pr)
+		r.drain()
 		v.done <- verifyResult{signer, err}
 	}()
 	return v, nil
 }
 
 // Write feeds signed data to the check.
-func (v *Verifier) Write(p []byte) (int, error) { return v.pw.Write(p) }
+func (v *Verifier) Write(p []byte) (int, error) {
+	if v.closed {
+		return 0, errors.New("write after the signature check ended")
+	}
+	n := len(p)
+	for len(p) > 0 {
+		m := copy(v.cur[len(v.cur):cap(v.cur)], p)
+		v.cur = v.cur[:len(v.cur)+m]
+		p = p[m:]
+		if len(v.cur) == cap(v.cur) {
+			v.ch <- v.cur
+			v.cur = <-v.free
+		}
+	}
+	return n, nil
+}
 
 // Abort stops the check; Finish must not be called after it.
 func (v *Verifier) Abort(err error) {
-	v.pw.CloseWithError(err)
+	if v.closed {
+		return
+	}
+	v.closed = true
+	v.abortErr = err
+	close(v.ch)
 	<-v.done
 }
 
 // Finish ends the data and returns the signer, or why the signature is
 // refused.
 func (v *Verifier) Finish() (Signer, error) {
-	v.pw.Close()
+	if v.closed {
+		return Signer{}, errors.New("signature check already ended")
+	}
+	v.closed = true
+	if len(v.cur) > 0 {
+		v.ch <- v.cur
+	}
+	close(v.ch)
 	r := <-v.done
 	if r.err != nil {
 		return Signer{}, classify(v.name, r.err)

@@ -1,0 +1,219 @@
+package main
+
+// Fetch figure: rkt fetch of a signed ~100 MB ACI from an HTTPS server in
+// this process (signature check and store import included), beside curl
+// downloading the same file from the same server to a file.
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/rktng/rkt/pkg/keystore"
+)
+
+func init() {
+	addFigure(figure{name: "fetch: 100 MB signed ACI over HTTPS (verify + import)", order: 400,
+		goal: "within 1.3x of curl",
+		run:  func(b *bench) (sample, sample, error) { return fetchFigure(b, true) }})
+	addFigure(figure{name: "fetch: same, --insecure-options=image (import only)", order: 401,
+		run: func(b *bench) (sample, sample, error) { return fetchFigure(b, false) }})
+}
+
+func fetchFigure(b *bench, verify bool) (sample, sample, error) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		return sample{}, sample{}, fmt.Errorf("curl not installed")
+	}
+	dir, err := os.MkdirTemp(b.work, "fetch-")
+	if err != nil {
+		return sample{}, sample{}, err
+	}
+	aci, err := fetchBenchACI(100 << 20)
+	if err != nil {
+		return sample{}, sample{}, err
+	}
+	key, err := openpgp.NewEntity("Bench", "", "bench@example.com", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	if err != nil {
+		return sample{}, sample{}, err
+	}
+	var sig bytes.Buffer
+	if err := openpgp.ArmoredDetachSign(&sig, key, bytes.NewReader(aci), nil); err != nil {
+		return sample{}, sample{}, err
+	}
+	local := filepath.Join(dir, "local")
+	if _, err := keystore.New("", local).Store("", key); err != nil {
+		return sample{}, sample{}, err
+	}
+	caPath, cert, err := fetchBenchCA(dir)
+	if err != nil {
+		return sample{}, sample{}, err
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/bench.aci":
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(aci))
+		case "/bench.aci.asc":
+			_, _ = w.Write(sig.Bytes())
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return sample{}, sample{}, err
+	}
+	srv.Listener = ln
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	defer srv.Close()
+	url := "https://" + ln.Addr().String() + "/bench.aci"
+	env := append(os.Environ(), "SSL_CERT_FILE="+caPath)
+
+	runs := b.runs
+	if runs > 10 {
+		runs = 10
+	}
+	storeDir := filepath.Join(dir, "data")
+	var wantOut []byte
+	ours, err := medianWithSetup(runs, func() error { return os.RemoveAll(storeDir) }, func() error {
+		args := []string{"--dir=" + storeDir, "--local-config=" + local,
+			"--system-config=" + filepath.Join(dir, "system"), "--user-config=" + filepath.Join(dir, "user"),
+			"fetch", "--pull-policy=update", url}
+		if !verify {
+			args = append([]string{"--insecure-options=image"}, args...)
+		}
+		cmd := exec.Command(b.rkt(), args...)
+		cmd.Env = env
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("rkt fetch: %v: %s", err, errb.String())
+		}
+		if wantOut != nil && !bytes.Equal(out, wantOut) {
+			return fmt.Errorf("rkt fetch printed %q, then %q", wantOut, out)
+		}
+		wantOut = out
+		return nil
+	})
+	if err != nil {
+		return sample{}, sample{}, err
+	}
+	curlOut := filepath.Join(dir, "curl.aci")
+	ref, err := medianWithSetup(runs, func() error { return os.RemoveAll(curlOut) }, func() error {
+		cmd := exec.Command("curl", "-sSf", "--cacert", caPath, "-o", curlOut, url)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("curl: %v: %s", err, out)
+		}
+		return nil
+	})
+	if err != nil {
+		return sample{}, sample{}, err
+	}
+	return sample{label: "rkt fetch", value: ours}, sample{label: "curl -o FILE", value: ref}, nil
+}
+
+// medianWithSetup runs setup (untimed) then fn (timed) n times and
+// returns fn's median.
+func medianWithSetup(n int, setup, fn func() error) (time.Duration, error) {
+	d := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		if err := setup(); err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		if err := fn(); err != nil {
+			return 0, err
+		}
+		d = append(d, time.Since(start))
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2], nil
+}
+
+// fetchBenchACI builds an uncompressed ACI of about size bytes of random data.
+func fetchBenchACI(size int) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(size + 1<<20)
+	tw := tar.NewWriter(&buf)
+	manifest := []byte(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":"bench.example.com/big","labels":[{"name":"version","value":"1"},{"name":"os","value":"linux"},{"name":"arch","value":"amd64"}]}`)
+	add := func(h *tar.Header, data []byte) error {
+		h.ModTime = time.Unix(1500000000, 0)
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	if err := add(&tar.Header{Name: "manifest", Mode: 0o644, Size: int64(len(manifest)), Typeflag: tar.TypeReg}, manifest); err != nil {
+		return nil, err
+	}
+	if err := add(&tar.Header{Name: "rootfs/", Mode: 0o755, Typeflag: tar.TypeDir}, nil); err != nil {
+		return nil, err
+	}
+	chunk := make([]byte, 10<<20)
+	for i := 0; i < size/len(chunk); i++ {
+		if _, err := rand.Read(chunk); err != nil {
+			return nil, err
+		}
+		if err := add(&tar.Header{Name: fmt.Sprintf("rootfs/blob%02d", i), Mode: 0o644, Size: int64(len(chunk)), Typeflag: tar.TypeReg}, chunk); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// fetchBenchCA writes a CA certificate to dir and returns a server certificate
+// for 127.0.0.1 that it signed.
+func fetchBenchCA(dir string) (string, tls.Certificate, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", tls.Certificate{}, err
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return "", tls.Certificate{}, err
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return "", tls.Certificate{}, err
+	}
+	p := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
+		return "", tls.Certificate{}, err
+	}
+	return p, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}

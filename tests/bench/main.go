@@ -21,7 +21,7 @@ type figure struct {
 	// order sorts the printout; figures of one area share a prefix.
 	order int
 	// run measures; it returns our figure and the reference's, with labels.
-	run func(b *bench) (ours, ref sample, err error)
+	run  func(b *bench) (ours, ref sample, err error)
 	goal string
 }
 

@@ -10,8 +10,11 @@ import (
 	"io"
 	"os"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,11 +34,34 @@ type extractor struct {
 	// sums holds the content digest of each regular file written, so the
 	// tree hash does not read the files back.
 	sums map[string][]byte
+	// links records hard links, whose digest is their target's, known
+	// once the workers are done.
+	links [][2]string
 	// cache of the last parent directory opened.
 	cacheDir string
 	cacheFd  int
 	buf      []byte
 	h        hash.Hash
+	// Regular files' data is copied by workers (see fileJob), so that
+	// writing runs on every core while this goroutine goes on with the
+	// metadata of the next entries in order.
+	jobs    chan fileJob
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	jobErr  error
+	workers int
+}
+
+// fileJob is one regular file to fill: size bytes at offset off of the
+// blob (an uncompressed tar, so each file's data is one contiguous range)
+// go to fd, then owner, mode, xattrs and times are set and fd is closed.
+type fileJob struct {
+	fd   int
+	blob *os.File
+	off  int64
+	hdr  *tar.Header
+	rel  string
+	name string
 }
 
 type createdBy struct {
@@ -68,11 +94,100 @@ func newExtractor(treeDir string) (*extractor, error) {
 		unix.Close(treeFd)
 		return nil, fmt.Errorf("open %s/rootfs: %w", treeDir, err)
 	}
-	return &extractor{rootfs: rootfs, treeFd: treeFd, created: map[string]createdBy{}, sums: map[string][]byte{},
-		cacheFd: -1, buf: make([]byte, 1<<20), h: newContentHash()}, nil
+	x := &extractor{rootfs: rootfs, treeFd: treeFd, created: map[string]createdBy{}, sums: map[string][]byte{},
+		cacheFd: -1, buf: make([]byte, 1<<20), h: newContentHash(), jobs: make(chan fileJob, 64)}
+	x.workers = max(runtime.GOMAXPROCS(0), 2)
+	for i := 0; i < x.workers; i++ {
+		go x.worker()
+	}
+	return x, nil
+}
+
+func (x *extractor) worker() {
+	buf := make([]byte, 1<<20)
+	h := newContentHash()
+	for j := range x.jobs {
+		sum, err := fillFile(j, buf, h)
+		if cerr := unix.Close(j.fd); err == nil && cerr != nil {
+			err = cerr
+		}
+		x.mu.Lock()
+		if err != nil && x.jobErr == nil {
+			x.jobErr = fmt.Errorf("tar entry %q: %w", j.name, err)
+		}
+		if err == nil {
+			x.sums[j.rel] = sum
+		}
+		x.mu.Unlock()
+		x.wg.Done()
+	}
+}
+
+func fillFile(j fileJob, buf []byte, h hash.Hash) ([]byte, error) {
+	h.Reset()
+	for done := int64(0); done < j.hdr.Size; {
+		n := int64(len(buf))
+		if rest := j.hdr.Size - done; rest < n {
+			n = rest
+		}
+		m, err := j.blob.ReadAt(buf[:n], j.off+done)
+		if int64(m) < n {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("%w: reading tar data: %v", ErrInvalidImage, err)
+		}
+		h.Write(buf[:n])
+		if err := writeAll(j.fd, buf[:n]); err != nil {
+			return nil, fmt.Errorf("write: %w", err)
+		}
+		done += n
+	}
+	if err := fileMeta(j.fd, j.hdr); err != nil {
+		return nil, err
+	}
+	// Times last: writing the data would move them again.
+	if err := futimens(j.fd, j.hdr); err != nil {
+		return nil, fmt.Errorf("set times: %w", err)
+	}
+	return h.Sum(nil), nil
+}
+
+// futimens sets a file's times by descriptor, to the nanosecond
+// (utimensat with a NULL path, which x/sys/unix has no wrapper for).
+func futimens(fd int, hdr *tar.Header) error {
+	ts := fileTimes(hdr)
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func fileTimes(hdr *tar.Header) [2]unix.Timespec {
+	mt := unix.NsecToTimespec(hdr.ModTime.UnixNano())
+	at := mt
+	if !hdr.AccessTime.IsZero() {
+		at = unix.NsecToTimespec(hdr.AccessTime.UnixNano())
+	}
+	return [2]unix.Timespec{at, mt}
+}
+
+// wait blocks until every queued file is written and returns the first
+// error a worker met.
+func (x *extractor) wait() error {
+	x.wg.Wait()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.jobErr
 }
 
 func (x *extractor) close() {
+	if x.jobs != nil {
+		x.wg.Wait()
+		close(x.jobs)
+		x.jobs = nil
+	}
 	x.dropCache()
 	unix.Close(x.rootfs)
 	unix.Close(x.treeFd)
@@ -182,11 +297,21 @@ func (x *extractor) extractLayer(ctx context.Context, layer int, plan *layerPlan
 	if err != nil {
 		return fmt.Errorf("open image %s: %w", plan.id, err)
 	}
-	defer f.Close()
-	tr := tar.NewReader(newSeekReader(f, 64<<10))
+	// Workers read from f after this function returns to the queue; wait
+	// for them before closing it.
+	defer func() {
+		x.wg.Wait()
+		f.Close()
+	}()
+	sr := newSeekReader(f, 64<<10)
+	tr := tar.NewReader(sr)
+	src := dataSource{blob: f, pos: sr}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if x.failed() {
+			return x.wait()
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -213,7 +338,7 @@ func (x *extractor) extractLayer(ctx context.Context, layer int, plan *layerPlan
 		if _, ok := plan.files[name]; !ok && !plan.all {
 			if link, ok := plan.materialize[name]; ok && hdr.Typeflag == tar.TypeReg {
 				rel := strings.TrimPrefix(link, "rootfs/")
-				if err := x.entry(tr, hdr, link, rel, layer); err != nil {
+				if err := x.entry(src, hdr, link, rel, layer); err != nil {
 					return err
 				}
 			}
@@ -233,10 +358,22 @@ func (x *extractor) extractLayer(ctx context.Context, layer int, plan *layerPlan
 			}
 			continue
 		}
-		if err := x.entry(tr, hdr, hdr.Name, rel, layer); err != nil {
+		if err := x.entry(src, hdr, hdr.Name, rel, layer); err != nil {
 			return err
 		}
 	}
+}
+
+// dataSource locates the current entry's data in the blob.
+type dataSource struct {
+	blob *os.File
+	pos  *seekReader
+}
+
+func (x *extractor) failed() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.jobErr != nil
 }
 
 func (x *extractor) writeManifest(tr io.Reader, hdr *tar.Header) error {
@@ -271,16 +408,23 @@ func (x *extractor) prepare(pfd int, rel string, isDir bool, layer int) (skip bo
 	if c.dir {
 		flags = unix.AT_REMOVEDIR
 	}
+	// A worker may still be filling the file being replaced; let it
+	// finish so its digest cannot land after the replacement's.
+	if err := x.wait(); err != nil {
+		return false, err
+	}
 	x.dropCache()
 	if err := unix.Unlinkat(pfd, path.Base(rel), flags); err != nil && err != unix.ENOENT {
 		return false, fmt.Errorf("replace %q: %w", rel, err)
 	}
 	delete(x.created, rel)
+	x.mu.Lock()
 	delete(x.sums, rel)
+	x.mu.Unlock()
 	return false, nil
 }
 
-func (x *extractor) entry(tr io.Reader, hdr *tar.Header, name, rel string, layer int) error {
+func (x *extractor) entry(src dataSource, hdr *tar.Header, name, rel string, layer int) error {
 	pfd, err := x.parent(name, rel, layer)
 	if err != nil {
 		return err
@@ -318,17 +462,9 @@ func (x *extractor) entry(tr io.Reader, hdr *tar.Header, name, rel string, layer
 			return fmt.Errorf("tar entry %q: create: %w", name, err)
 		}
 		x.created[rel] = createdBy{layer: layer, explicit: true}
-		sum, err := x.copyData(fd, tr, hdr.Size)
-		if err == nil {
-			x.sums[rel] = sum
-			err = x.fileMeta(fd, hdr)
-		}
-		if cerr := unix.Close(fd); err == nil && cerr != nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("tar entry %q: %w", name, err)
-		}
+		x.wg.Add(1)
+		x.jobs <- fileJob{fd: fd, blob: src.blob, off: src.pos.pos, hdr: hdr, rel: rel, name: name}
+		return nil
 	case tar.TypeSymlink:
 		// The link itself is data, absolute or not; only paths that
 		// later go through it are checked.
@@ -365,19 +501,15 @@ func (x *extractor) entry(tr io.Reader, hdr *tar.Header, name, rel string, layer
 }
 
 func setTimes(pfd int, base string, hdr *tar.Header, name string) error {
-	mt := unix.NsecToTimespec(hdr.ModTime.UnixNano())
-	at := mt
-	if !hdr.AccessTime.IsZero() {
-		at = unix.NsecToTimespec(hdr.AccessTime.UnixNano())
-	}
-	if err := unix.UtimesNanoAt(pfd, base, []unix.Timespec{at, mt}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	ts := fileTimes(hdr)
+	if err := unix.UtimesNanoAt(pfd, base, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("tar entry %q: set times: %w", name, err)
 	}
 	return nil
 }
 
 // fileMeta sets owner, then mode (chown clears setuid bits), then xattrs.
-func (x *extractor) fileMeta(fd int, hdr *tar.Header) error {
+func fileMeta(fd int, hdr *tar.Header) error {
 	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
 		return fmt.Errorf("chown: %w", err)
 	}
@@ -419,10 +551,6 @@ func (x *extractor) copyData(fd int, r io.Reader, size int64) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: reading tar data: %v", ErrInvalidImage, err)
 		}
-	}
-	if size >= 8<<20 {
-		// Start writeback now; the final syncfs then has less to wait for.
-		_ = unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	return x.h.Sum(nil), nil
 }
@@ -484,15 +612,21 @@ func (x *extractor) hardlink(hdr *tar.Header, name, rel string, layer int, plan 
 		return fmt.Errorf("tar entry %q: link to %q: %w", hdr.Name, hdr.Linkname, err)
 	}
 	x.created[rel] = createdBy{layer: layer, explicit: true}
-	if s, ok := x.sums[trel]; ok {
-		x.sums[rel] = s
-	}
+	x.links = append(x.links, [2]string{rel, trel})
 	return nil
 }
 
 // finishDirs applies directory metadata last, so that creating entries
 // inside a directory does not change its recorded mtime afterwards.
 func (x *extractor) finishDirs() error {
+	if err := x.wait(); err != nil {
+		return err
+	}
+	for _, l := range x.links {
+		if s, ok := x.sums[l[1]]; ok {
+			x.sums[l[0]] = s
+		}
+	}
 	x.dropCache()
 	// Deepest first, so a read-only parent is set after its children.
 	sort.SliceStable(x.dirs, func(i, j int) bool {
@@ -528,7 +662,7 @@ func (x *extractor) dirMeta(d dirMeta) error {
 	if err != nil {
 		return fmt.Errorf("tar entry %q: open directory: %w", d.name, err)
 	}
-	err = x.fileMeta(fd, d.hdr)
+	err = fileMeta(fd, d.hdr)
 	unix.Close(fd)
 	if err != nil {
 		return fmt.Errorf("tar entry %q: %w", d.name, err)

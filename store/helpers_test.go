@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -117,4 +118,10 @@ func mustImport(t testing.TB, s *Store, b []byte) ImageInfo {
 		t.Fatalf("import: %v", err)
 	}
 	return info
+}
+
+func runFilter(argv []string, in []byte) ([]byte, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin = bytes.NewReader(in)
+	return cmd.Output()
 }

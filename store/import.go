@@ -488,7 +488,7 @@ func checkACI(r io.Reader, comp Compression) (*schema.ImageManifest, []byte, err
 		rootfs   bool
 	)
 	entryErr := func(name string, format string, args ...any) error {
-		return fmt.Errorf("%w: tar entry %q: %s", ErrInvalidImage, name, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: tar entry %q: %w", ErrInvalidImage, name, fmt.Errorf(format, args...))
 	}
 	for {
 		hdr, err := tr.Next()
@@ -503,7 +503,7 @@ func checkACI(r io.Reader, comp Compression) (*schema.ImageManifest, []byte, err
 		}
 		name, err := cleanEntryName(hdr.Name)
 		if err != nil {
-			return nil, nil, entryErr(hdr.Name, "%v", err)
+			return nil, nil, entryErr(hdr.Name, "%w", err)
 		}
 		switch hdr.Typeflag {
 		case tar.TypeXGlobalHeader:
@@ -542,7 +542,7 @@ func checkACI(r io.Reader, comp Compression) (*schema.ImageManifest, []byte, err
 		case strings.HasPrefix(name, "rootfs/"):
 			rootfs = true
 			if err := checkEntry(name, hdr, seen, links); err != nil {
-				return nil, nil, entryErr(hdr.Name, "%v", err)
+				return nil, nil, entryErr(hdr.Name, "%w", err)
 			}
 		default:
 			return nil, nil, entryErr(hdr.Name, "outside the ACI layout (only manifest and rootfs/ belong in an ACI)")
@@ -596,7 +596,7 @@ func tarErr(comp Compression, err error, last string) error {
 // and refuses absolute names and any ".." component.
 func cleanEntryName(name string) (string, error) {
 	if strings.HasPrefix(name, "/") {
-		return "", errors.New("absolute path")
+		return "", fmt.Errorf("%w: absolute path", ErrUnsafePath)
 	}
 	for _, c := range strings.Split(name, "/") {
 		if c == ".." {
@@ -636,39 +636,42 @@ func checkEntry(name string, hdr *tar.Header, seen map[string]byte, links map[st
 	return nil
 }
 
-// resolveLexical follows the symlinks of one tar (links) through dir, a
-// path inside rootfs/, and fails if any step leaves rootfs.
+// resolveLexical follows the symlinks of one tar (links, keyed by cleaned
+// entry name) through dir, a path inside rootfs/, one component at a time
+// as the kernel would, and fails if any step leaves rootfs.
 func resolveLexical(dir string, links map[string]string) (string, error) {
-	parts := strings.Split(dir, "/")
-	cur := ""
+	queue := strings.Split(strings.TrimPrefix(strings.TrimPrefix(dir, "rootfs"), "/"), "/")
+	var resolved []string
 	hops := 0
-	for len(parts) > 0 {
-		p := parts[0]
-		parts = parts[1:]
-		next := p
-		if cur != "" {
-			next = cur + "/" + p
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(resolved) == 0 {
+				return "", fmt.Errorf("%w: %q leads outside the image", ErrUnsafePath, "/"+strings.TrimPrefix(dir, "rootfs/"))
+			}
+			resolved = resolved[:len(resolved)-1]
+			continue
 		}
-		target, ok := links[next]
+		cand := strings.Join(append(resolved, c), "/")
+		target, ok := links["rootfs/"+cand]
 		if !ok {
-			cur = next
+			resolved = append(resolved, c)
 			continue
 		}
 		if hops++; hops > 40 {
 			return "", fmt.Errorf("%w: too many symlinks in %q", ErrUnsafePath, dir)
 		}
 		if strings.HasPrefix(target, "/") {
-			return "", fmt.Errorf("%w: parent %q is a symlink to %q, outside the image", ErrUnsafePath, strings.TrimPrefix(next, "rootfs"), target)
+			return "", fmt.Errorf("%w: parent \"/%s\" is a symlink to %q, outside the image", ErrUnsafePath, cand, target)
 		}
-		joined := path.Join(cur, target)
-		if joined != "rootfs" && !strings.HasPrefix(joined, "rootfs/") {
-			return "", fmt.Errorf("%w: parent %q is a symlink to %q, outside the image", ErrUnsafePath, strings.TrimPrefix(next, "rootfs"), target)
-		}
-		// Re-walk the resolved prefix: it may contain symlinks itself.
-		parts = append(strings.Split(joined, "/"), parts...)
-		cur = ""
+		// A relative target continues from the symlink's directory.
+		queue = append(strings.Split(target, "/"), queue...)
 	}
-	return cur, nil
+	return "rootfs/" + strings.Join(resolved, "/"), nil
 }
 
 // parseImageManifest validates a manifest against the appc schema, with an

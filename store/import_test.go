@@ -1,0 +1,217 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	bolt "go.etcd.io/bbolt"
+)
+
+// assertEmpty fails unless the store holds no blob, temp file, index row
+// or tree: what every refused import must leave.
+func assertEmpty(t *testing.T, s *Store) {
+	t.Helper()
+	var files []string
+	for _, d := range []string{s.blobDir(), s.tmpDir(), s.treeDir()} {
+		filepath.WalkDir(d, func(p string, e os.DirEntry, err error) error {
+			if err == nil && !e.IsDir() {
+				files = append(files, p)
+			}
+			if err == nil && e.IsDir() && filepath.Dir(p) == s.treeDir() {
+				files = append(files, p)
+			}
+			return nil
+		})
+	}
+	if len(files) > 0 {
+		t.Errorf("left behind: %v", files)
+	}
+	imgs, err := s.List()
+	if err != nil || len(imgs) > 0 {
+		t.Errorf("index rows left: %v %v", imgs, err)
+	}
+}
+
+func TestImportRefusesBadInput(t *testing.T) {
+	good := manifestJSON("example.com/x", nil, nil, nil)
+	valid := makeTar(t, good, file("rootfs/a", strings.Repeat("data", 1000)))
+	gz := gzipBytes(t, valid)
+	other := sha512.Sum512([]byte("something else"))
+	otherID := "sha512-" + hex.EncodeToString(other[:])
+	cases := []struct {
+		name  string
+		data  []byte
+		opts  ImportOptions
+		is    error
+		words string
+	}{
+		{"corrupt tar", append([]byte("this is not a tar header at all"), make([]byte, 2048)...), ImportOptions{}, ErrInvalidImage, "corrupt tar header"},
+		{"truncated tar", valid[:len(valid)-1500], ImportOptions{}, ErrInvalidImage, "truncated"},
+		{"tar without end marker", valid[:len(valid)-1024], ImportOptions{}, ErrInvalidImage, "truncated"},
+		{"gzip ends early", gz[:len(gz)/2], ImportOptions{}, ErrInvalidImage, "gzip"},
+		{"manifest not JSON", makeTar(t, "{not json", file("rootfs/a", "x")), ImportOptions{}, ErrInvalidImage, "not valid JSON"},
+		{"manifest fails schema", makeTar(t, `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"Not A Valid Name!"}`), ImportOptions{}, ErrInvalidImage, "appc schema"},
+		{"manifest without kind", makeTar(t, `{"acVersion":"0.8.11","name":"example.com/x"}`), ImportOptions{}, ErrInvalidImage, "manifest"},
+		{"no manifest", makeTar(t, "", dir("rootfs"), file("rootfs/a", "x")), ImportOptions{}, ErrInvalidImage, "no manifest"},
+		{"ID mismatch", valid, ImportOptions{ExpectedID: otherID}, ErrIDMismatch, "expected"},
+		{"dotdot entry", makeTar(t, good, file("rootfs/../../evil", "x")), ImportOptions{}, ErrUnsafePath, `"rootfs/../../evil"`},
+		{"absolute symlink parent", makeTar(t, good, symlink("rootfs/lnk", "/tmp"), file("rootfs/lnk/evil", "x")), ImportOptions{}, ErrUnsafePath, `"rootfs/lnk/evil"`},
+		{"relative symlink parent", makeTar(t, good, symlink("rootfs/lnk", "../.."), file("rootfs/lnk/evil", "x")), ImportOptions{}, ErrUnsafePath, `"rootfs/lnk/evil"`},
+		{"chained symlink parent", makeTar(t, good, dir("rootfs/d"), symlink("rootfs/d/up", ".."), symlink("rootfs/l2", "d/up/d/up/.."), file("rootfs/l2/evil", "x")), ImportOptions{}, ErrUnsafePath, `"rootfs/l2/evil"`},
+		{"hard link outside", makeTar(t, good, hardlink("rootfs/pw", "/etc/passwd")), ImportOptions{}, ErrInvalidImage, `"rootfs/pw"`},
+		{"hard link dotdot", makeTar(t, good, hardlink("rootfs/pw", "rootfs/../../etc/passwd")), ImportOptions{}, ErrUnsafePath, `"rootfs/pw"`},
+		{"hard link through symlink", makeTar(t, good, symlink("rootfs/etc", "/etc"), hardlink("rootfs/pw", "rootfs/etc/passwd")), ImportOptions{}, ErrUnsafePath, `"rootfs/pw"`},
+		{"entry outside layout", makeTar(t, good, file("etc/passwd", "x")), ImportOptions{}, ErrInvalidImage, `"etc/passwd"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newStore(t)
+			_, err := s.Import(context.Background(), bytes.NewReader(c.data), c.opts)
+			if err == nil {
+				t.Fatal("import succeeded")
+			}
+			if !errors.Is(err, c.is) {
+				t.Errorf("error %q is not %v", err, c.is)
+			}
+			if !strings.Contains(err.Error(), c.words) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q: want one line mentioning %q", err, c.words)
+			}
+			assertEmpty(t, s)
+		})
+	}
+}
+
+func TestImportCompressions(t *testing.T) {
+	raw := makeTar(t, manifestJSON("example.com/c", nil, nil, nil), file("rootfs/a", strings.Repeat("compress me ", 5000)))
+	sum := sha512.Sum512(raw)
+	want := "sha512-" + hex.EncodeToString(sum[:])
+	var zs bytes.Buffer
+	zw, _ := zstd.NewWriter(&zs)
+	zw.Write(raw)
+	zw.Close()
+	for name, data := range map[string][]byte{"plain": raw, "gzip": gzipBytes(t, raw), "zstd": zs.Bytes()} {
+		s := newStore(t)
+		info, err := s.Import(context.Background(), bytes.NewReader(data), ImportOptions{ExpectedID: want})
+		if err != nil || info.ID != want {
+			t.Errorf("%s: %v %s", name, err, info.ID)
+		}
+	}
+	// xz and bzip2 through the system tools, which the Makefile's
+	// HOST_PACKAGES installs.
+	for name, tool := range map[string][]string{"xz": {"xz", "-c"}, "bzip2": {"bzip2", "-c"}} {
+		data, err := runFilter(tool, raw)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if got := DetectCompression(data); string(got) != name {
+			t.Errorf("%s detected as %s", name, got)
+		}
+		s := newStore(t)
+		info, err := s.Import(context.Background(), bytes.NewReader(data), ImportOptions{})
+		if err != nil || info.ID != want {
+			t.Errorf("%s: %v %s", name, err, info.ID)
+		}
+	}
+}
+
+func TestImportFileRemembersUnchangedFiles(t *testing.T) {
+	s := newStore(t)
+	p := filepath.Join(t.TempDir(), "img.aci")
+	os.WriteFile(p, gzipBytes(t, makeTar(t, manifestJSON("example.com/f", nil, nil, nil), file("rootfs/a", "1"))), 0o644)
+	info, err := s.ImportFile(context.Background(), p, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Replace the blob with garbage: a cache hit must not read it, and
+	// must not hash the file either.
+	os.WriteFile(s.blobPath(info.ID), []byte("garbage"), 0o600)
+	again, err := s.ImportFile(context.Background(), p, ImportOptions{})
+	if err != nil || again.ID != info.ID {
+		t.Fatalf("second import: %v %s", err, again.ID)
+	}
+	// A changed file is imported again.
+	os.WriteFile(p, gzipBytes(t, makeTar(t, manifestJSON("example.com/f", nil, nil, nil), file("rootfs/a", "2"))), 0o644)
+	changed, err := s.ImportFile(context.Background(), p, ImportOptions{})
+	if err != nil || changed.ID == info.ID {
+		t.Fatalf("changed file: %v %s", err, changed.ID)
+	}
+}
+
+func TestRemoteRoundTrip(t *testing.T) {
+	s := newStore(t)
+	if _, err := s.Remote("https://example.com/a.aci"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown remote: %v", err)
+	}
+	raw := makeTar(t, manifestJSON("example.com/r", nil, nil, nil))
+	now := time.Now().Truncate(time.Second)
+	info, err := s.Import(context.Background(), bytes.NewReader(raw), ImportOptions{SourceURL: "https://example.com/a.aci",
+		Remote: &Remote{ETag: `"v1"`, CacheMaxAge: 60, DownloadTime: now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Remote("https://example.com/a.aci")
+	if err != nil || r.ImageID != info.ID || r.ETag != `"v1"` || r.CacheMaxAge != 60 || !r.DownloadTime.Equal(now) {
+		t.Fatalf("remote %+v %v", r, err)
+	}
+	if !r.Fresh(now.Add(30*time.Second)) || r.Fresh(now.Add(2*time.Minute)) {
+		t.Error("Fresh ignores max-age")
+	}
+	r.ETag = `"v2"`
+	if err := s.SetRemote(r); err != nil {
+		t.Fatal(err)
+	}
+	if r2, _ := s.Remote(r.URL); r2.ETag != `"v2"` {
+		t.Errorf("SetRemote not kept: %+v", r2)
+	}
+	if err := s.RemoveImage(info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Remote(r.URL); !errors.Is(err, ErrNotFound) {
+		t.Errorf("remote of a removed image: %v", err)
+	}
+}
+
+func TestLockedIndexTimesOut(t *testing.T) {
+	s := newStore(t)
+	s.LockTimeout = 200 * time.Millisecond
+	db, err := bolt.Open(s.dbPath(), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, err = s.List()
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("List with the index held: %v", err)
+	}
+}
+
+func TestResolvePrefixes(t *testing.T) {
+	s := newStore(t)
+	var ids []string
+	for i := 0; i < 40; i++ {
+		info := mustImport(t, s, makeTar(t, manifestJSON("example.com/p", map[string]string{"version": string(rune('a' + i%26))}, nil, nil), file("rootfs/n", strings.Repeat("x", i))))
+		ids = append(ids, info.ID)
+	}
+	// With 40 images, some pair shares its first hex digit.
+	if _, err := s.Resolve("sha512-"); !errors.Is(err, ErrAmbiguous) {
+		t.Errorf("empty prefix: %v", err)
+	}
+	for _, id := range ids {
+		if got, err := s.Resolve(ShortID(id)); err != nil || got != id {
+			t.Errorf("Resolve(%s) = %s, %v", ShortID(id), got, err)
+		}
+	}
+	if _, err := s.Resolve("sha512-zz"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("non-hex prefix: %v", err)
+	}
+}

@@ -1,0 +1,301 @@
+package store
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/appc/spec/pkg/acirenderer"
+	"golang.org/x/sys/unix"
+)
+
+// extractRaw runs the extractor on a tar written straight to a file,
+// bypassing Import's checks, so the extractor's own defences are what is
+// tested: every entry is taken, as `rkt image extract` does.
+func extractRaw(t *testing.T, raw []byte) (string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	blob := filepath.Join(dir, "blob")
+	if err := os.WriteFile(blob, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	x, err := newExtractor(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.close()
+	err = x.extractLayer(context.Background(), 0, &layerPlan{id: "test", blob: blob, all: true, manifest: true})
+	if err == nil {
+		err = x.finishDirs()
+	}
+	return out, err
+}
+
+func TestExtractorStaysBeneathRootfs(t *testing.T) {
+	m := manifestJSON("example.com/x", nil, nil, nil)
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	os.WriteFile(victim, []byte("untouched"), 0o644)
+	rel, _ := filepath.Rel("/", outside)
+	cases := []struct {
+		name, entry string
+		entries     []tEntry
+	}{
+		{"dotdot", "rootfs/../../../" + rel + "/victim", []tEntry{file("rootfs/../../../"+rel+"/victim", "owned")}},
+		{"absolute symlink parent", "rootfs/lnk/victim", []tEntry{symlink("rootfs/lnk", outside), file("rootfs/lnk/victim", "owned")}},
+		{"relative symlink parent", "rootfs/lnk/" + rel + "/victim", []tEntry{symlink("rootfs/lnk", "../../../../../../../.."), file("rootfs/lnk/"+rel+"/victim", "owned")}},
+		{"symlink to .. chain", "rootfs/l2/victim", []tEntry{dir("rootfs/d"), symlink("rootfs/d/up", ".."), symlink("rootfs/l2", "d/up/d/up/../../../../../../../.."+outside), file("rootfs/l2/victim", "owned")}},
+		{"hard link to outside", "rootfs/hl", []tEntry{hardlink("rootfs/hl", victim)}},
+		{"hard link through symlink", "rootfs/hl", []tEntry{symlink("rootfs/o", outside), hardlink("rootfs/hl", "rootfs/o/victim")}},
+		{"hard link dotdot", "rootfs/hl", []tEntry{hardlink("rootfs/hl", "rootfs/../../../"+rel+"/victim")}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := extractRaw(t, makeTar(t, m, c.entries...))
+			if err == nil {
+				t.Fatal("extraction succeeded")
+			}
+			if !errors.Is(err, ErrUnsafePath) && !errors.Is(err, ErrInvalidImage) {
+				t.Errorf("error %v is neither unsafe path nor invalid image", err)
+			}
+			if !strings.Contains(err.Error(), c.entry) {
+				t.Errorf("error %q does not name entry %q", err, c.entry)
+			}
+			if b, _ := os.ReadFile(victim); string(b) != "untouched" {
+				t.Fatalf("file outside the rootfs changed: %q", b)
+			}
+			var st unix.Stat_t
+			unix.Stat(victim, &st)
+			if st.Nlink != 1 {
+				t.Fatalf("file outside the rootfs got a hard link")
+			}
+		})
+	}
+}
+
+func TestExtractorKeepsMetadata(t *testing.T) {
+	m := manifestJSON("example.com/meta", nil, nil, nil)
+	suid := file("rootfs/bin/suid", "#!/bin/sh\n")
+	suid.mode, suid.uid, suid.gid = 0o4755, 1000, 1001
+	sticky := dir("rootfs/tmp")
+	sticky.mode = 0o1777
+	xa := file("rootfs/xattr", "x")
+	xa.xattrs = map[string]string{"user.rkt": "value"}
+	null := tEntry{name: "rootfs/dev/null", typeflag: tar.TypeChar, mode: 0o666, major: 1, minor: 3}
+	fifo := tEntry{name: "rootfs/fifo", typeflag: tar.TypeFifo, mode: 0o600}
+	lnk := symlink("rootfs/abs", "/etc/hostname")
+	lnk.uid, lnk.gid = 7, 8
+	out, err := extractRaw(t, makeTar(t, m, dir("rootfs/bin"), suid, sticky, xa, dir("rootfs/dev"), null, fifo, lnk,
+		hardlink("rootfs/bin/suid2", "rootfs/bin/suid")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := filepath.Join(out, "rootfs")
+	st := func(p string) unix.Stat_t {
+		var s unix.Stat_t
+		if err := unix.Lstat(filepath.Join(r, p), &s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if s := st("bin/suid"); s.Mode&0o7777 != 0o4755 || s.Uid != 1000 || s.Gid != 1001 || s.Mtim.Sec != testMtime.Unix() {
+		t.Errorf("suid file: mode %o uid %d gid %d mtime %d", s.Mode&0o7777, s.Uid, s.Gid, s.Mtim.Sec)
+	}
+	if st("bin/suid").Ino != st("bin/suid2").Ino {
+		t.Error("hard link not kept")
+	}
+	if s := st("tmp"); s.Mode&0o7777 != 0o1777 || s.Mtim.Sec != testMtime.Unix() {
+		t.Errorf("sticky dir: mode %o mtime %d", s.Mode&0o7777, s.Mtim.Sec)
+	}
+	if s := st("dev/null"); s.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(s.Rdev) != 1 || unix.Minor(s.Rdev) != 3 {
+		t.Errorf("device: mode %o rdev %d:%d", s.Mode, unix.Major(s.Rdev), unix.Minor(s.Rdev))
+	}
+	if s := st("fifo"); s.Mode&unix.S_IFMT != unix.S_IFIFO {
+		t.Errorf("fifo: mode %o", s.Mode)
+	}
+	if s := st("abs"); s.Uid != 7 || s.Gid != 8 {
+		t.Errorf("symlink owner %d:%d", s.Uid, s.Gid)
+	}
+	if l, _ := os.Readlink(filepath.Join(r, "abs")); l != "/etc/hostname" {
+		t.Errorf("absolute symlink target %q", l)
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Lgetxattr(filepath.Join(r, "xattr"), "user.rkt", buf)
+	if err != nil || string(buf[:n]) != "value" {
+		t.Errorf("xattr: %q %v", buf[:n], err)
+	}
+}
+
+func TestExtractorSymlinkInsideIsFollowed(t *testing.T) {
+	m := manifestJSON("example.com/x", nil, nil, nil)
+	out, err := extractRaw(t, makeTar(t, m, dir("rootfs/real"), symlink("rootfs/alias", "real"), file("rootfs/alias/f", "in")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "rootfs/real/f")); string(b) != "in" {
+		t.Errorf("file through an inside symlink: %q", b)
+	}
+}
+
+// layered imports base, then top depending on it by name.
+func layered(t *testing.T, s *Store, baseEntries, topEntries []tEntry, topPWL []string) ImageInfo {
+	mustImport(t, s, makeTar(t, manifestJSON("example.com/base", map[string]string{"version": "1"}, nil, nil), baseEntries...))
+	deps := []map[string]any{{"imageName": "example.com/base", "labels": []map[string]string{{"name": "version", "value": "1"}}}}
+	return mustImport(t, s, makeTar(t, manifestJSON("example.com/top", nil, deps, topPWL), topEntries...))
+}
+
+func readTree(t *testing.T, tree Tree, p string) string {
+	b, err := os.ReadFile(filepath.Join(tree.Rootfs(), p))
+	if err != nil {
+		return "<" + err.Error() + ">"
+	}
+	return string(b)
+}
+
+func TestRenderUpperLayerWins(t *testing.T) {
+	s := newStore(t)
+	top := layered(t, s,
+		[]tEntry{dir("rootfs/etc"), file("rootfs/etc/os", "base"), file("rootfs/etc/only-base", "b")},
+		[]tEntry{dir("rootfs/etc"), file("rootfs/etc/os", "top"), file("rootfs/top", "t")}, nil)
+	tree, err := s.Render(context.Background(), top.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readTree(t, tree, "etc/os"); got != "top" {
+		t.Errorf("etc/os = %q, want the upper layer's", got)
+	}
+	if readTree(t, tree, "etc/only-base") != "b" || readTree(t, tree, "top") != "t" {
+		t.Error("files from one layer only are missing")
+	}
+	if len(tree.Images) != 2 || tree.Images[0] != top.ID {
+		t.Errorf("tree images %v", tree.Images)
+	}
+	if b, _ := os.ReadFile(tree.ManifestPath()); !bytes.Contains(b, []byte("example.com/top")) {
+		t.Errorf("tree manifest is not the top image's: %s", b)
+	}
+	if err := s.VerifyTree(tree.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRenderPathWhitelist(t *testing.T) {
+	s := newStore(t)
+	top := layered(t, s,
+		[]tEntry{dir("rootfs/bin"), file("rootfs/bin/keep", "k"), file("rootfs/bin/drop", "d"), dir("rootfs/empty")},
+		[]tEntry{file("rootfs/mine", "m"), file("rootfs/not-listed", "n")}, []string{"/bin/keep", "/mine"})
+	tree, err := s.Render(context.Background(), top.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if readTree(t, tree, "bin/keep") != "k" || readTree(t, tree, "mine") != "m" {
+		t.Error("whitelisted files missing")
+	}
+	for _, p := range []string{"bin/drop", "not-listed"} {
+		if _, err := os.Lstat(filepath.Join(tree.Rootfs(), p)); err == nil {
+			t.Errorf("%s is not in the pathWhitelist but was rendered", p)
+		}
+	}
+	// As acirenderer decides: directories below a whitelist exist only
+	// as parents of whitelisted files.
+	if _, err := os.Lstat(filepath.Join(tree.Rootfs(), "empty")); err == nil {
+		t.Error("a directory outside the whitelist was rendered")
+	}
+}
+
+func TestRenderHardLinkAcrossLayers(t *testing.T) {
+	s := newStore(t)
+	// The base's "f" is hidden by the top's; the base's hard link "g" to
+	// it must still have the base's content, and not be linked to the
+	// top's "f".
+	top := layered(t, s,
+		[]tEntry{file("rootfs/f", "base content"), hardlink("rootfs/g", "rootfs/f"), hardlink("rootfs/h", "rootfs/f")},
+		[]tEntry{file("rootfs/f", "top content")}, nil)
+	tree, err := s.Render(context.Background(), top.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if readTree(t, tree, "f") != "top content" || readTree(t, tree, "g") != "base content" || readTree(t, tree, "h") != "base content" {
+		t.Errorf("f=%q g=%q h=%q", readTree(t, tree, "f"), readTree(t, tree, "g"), readTree(t, tree, "h"))
+	}
+	var f, g, h unix.Stat_t
+	unix.Lstat(filepath.Join(tree.Rootfs(), "f"), &f)
+	unix.Lstat(filepath.Join(tree.Rootfs(), "g"), &g)
+	unix.Lstat(filepath.Join(tree.Rootfs(), "h"), &h)
+	if f.Ino == g.Ino || g.Ino != h.Ino {
+		t.Errorf("links: f %d g %d h %d", f.Ino, g.Ino, h.Ino)
+	}
+	if err := s.VerifyTree(tree.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRenderMissingDependency(t *testing.T) {
+	s := newStore(t)
+	deps := []map[string]any{{"imageName": "example.com/absent"}}
+	top := mustImport(t, s, makeTar(t, manifestJSON("example.com/top", nil, deps, nil), file("rootfs/a", "a")))
+	_, err := s.Render(context.Background(), top.ID)
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "example.com/absent") {
+		t.Fatalf("render with a missing dependency: %v", err)
+	}
+	if ents, _ := os.ReadDir(s.treeDir()); len(ents) > 0 {
+		t.Errorf("tree store not empty: %v", ents)
+	}
+}
+
+func TestRenderSameLayerListingMatchesAcirenderer(t *testing.T) {
+	// acirenderer skips entries under a symlink of the same layer; the
+	// tree must not contain them either (extract mode takes them).
+	s := newStore(t)
+	info := mustImport(t, s, makeTar(t, manifestJSON("example.com/x", nil, nil, nil),
+		dir("rootfs/real"), symlink("rootfs/alias", "real"), file("rootfs/alias/f", "in")))
+	tree, err := s.Render(context.Background(), info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(tree.Rootfs(), "real/f")); err == nil {
+		t.Error("an entry acirenderer skipped was rendered")
+	}
+	var _ acirenderer.ACIRegistry = s.newRegistry(nil)
+}
+
+func TestConcurrentImportAndRender(t *testing.T) {
+	s := newStore(t)
+	raw := gzipBytes(t, makeTar(t, manifestJSON("example.com/c", nil, nil, nil), file("rootfs/big", strings.Repeat("z", 1<<20))))
+	var wg sync.WaitGroup
+	ids := make([]string, 4)
+	errs := make([]error, 4)
+	for i := range ids {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			info, err := s.Import(context.Background(), bytes.NewReader(raw), ImportOptions{})
+			if err == nil {
+				var tree Tree
+				tree, err = s.Render(context.Background(), info.ID)
+				ids[i] = tree.ID
+			}
+			errs[i] = err
+		}(i)
+	}
+	wg.Wait()
+	for i := range ids {
+		if errs[i] != nil || ids[i] != ids[0] {
+			t.Fatalf("goroutine %d: %v %s", i, errs[i], ids[i])
+		}
+	}
+	imgs, _ := s.List()
+	blobs, _ := filepath.Glob(filepath.Join(s.blobDir(), "sha512", "*", "*"))
+	trees, _ := os.ReadDir(s.treeDir())
+	tmps, _ := os.ReadDir(s.tmpDir())
+	if len(imgs) != 1 || len(blobs) != 1 || len(trees) != 1 || len(tmps) != 0 {
+		t.Errorf("images %d blobs %d trees %d temp files %d, want 1 1 1 0", len(imgs), len(blobs), len(trees), len(tmps))
+	}
+}

@@ -329,3 +329,28 @@ func init() {
 	addAppFlag(appFlag{name: "signature", usage: "detached signature file of the image",
 		apply: func(a *appConfig, v string) error { a.Signature = v; return nil }})
 }
+
+// misplacedAppFlag is the pod-level stand-in of a per-app flag: given
+// before any image it can only be a mistake, and says so.
+type misplacedAppFlag struct{ name string }
+
+func (m misplacedAppFlag) String() string { return "" }
+func (m misplacedAppFlag) Type() string   { return "" }
+func (m misplacedAppFlag) Set(string) error {
+	return fmt.Errorf("--%s must follow an image: it applies to the app named before it", m.name)
+}
+
+// addMisplacedAppFlags lets run and prepare explain a per-app flag given
+// before the first image, instead of calling it unknown.
+func addMisplacedAppFlags(f *pflag.FlagSet) {
+	for _, af := range appFlags {
+		if f.Lookup(af.name) != nil {
+			continue
+		}
+		fl := f.VarPF(misplacedAppFlag{af.name}, af.name, "", af.usage)
+		fl.Hidden = true
+		if af.boolean {
+			fl.NoOptDefVal = "true"
+		}
+	}
+}

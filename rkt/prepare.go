@@ -30,6 +30,7 @@ func init() {
 		}
 		cmd.Flags().SetInterspersed(false)
 		addPodFlags(cmd.Flags(), &o, false)
+		addMisplacedAppFlags(cmd.Flags())
 		cmd.Flags().BoolVar(&quiet, "quiet", false, "print only the UUID (the default here)")
 		return cmd
 	})

@@ -105,6 +105,7 @@ func init() {
 		}
 		cmd.Flags().SetInterspersed(false)
 		addPodFlags(cmd.Flags(), &o, true)
+		addMisplacedAppFlags(cmd.Flags())
 		return cmd
 	})
 }

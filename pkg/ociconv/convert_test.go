@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -307,5 +308,58 @@ func TestRefusals(t *testing.T) {
 				t.Errorf("%d bytes written before the refusal", buf.Len())
 			}
 		})
+	}
+}
+
+// TestCompressions: zstd and uncompressed layers flatten like gzip ones,
+// and a spool directory changes nothing in the output and is left empty.
+func TestCompressions(t *testing.T) {
+	entries := func(n string) []ot.Entry {
+		return []ot.Entry{ot.Dir(n), ot.File(n+"/f", n), ot.Whiteout("", "gone")}
+	}
+	img, err := ot.Image(true, v1.Config{Cmd: []string{"/x"}},
+		ot.Layer(true, ot.File("gone", "1"), ot.Dir("g")),
+		ot.ZstdLayer(entries("z")...),
+		ot.UncompressedLayer(entries("u")...),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := Source{Registry: "r", Repository: "c"}
+	plain := convert(t, img, src)
+	spool := t.TempDir()
+	var buf bytes.Buffer
+	if _, err := Convert(context.Background(), img, src, Options{TempDir: spool}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(plain, buf.Bytes()) {
+		t.Error("spooling changed the output")
+	}
+	if left, _ := os.ReadDir(spool); len(left) != 0 {
+		t.Errorf("spool files left: %v", left)
+	}
+	entriesOut, _ := readACI(t, plain)
+	for p, want := range map[string]string{"rootfs/z/f": "z", "rootfs/u/f": "u"} {
+		if got, ok := content(entriesOut, p); !ok || got != want {
+			t.Errorf("%s = %q (present %v), want %q", p, got, ok, want)
+		}
+	}
+	if _, ok := entriesOut["rootfs/gone"]; ok {
+		t.Error("whiteout in a zstd layer not applied")
+	}
+}
+
+// TestCancel: a cancelled conversion stops with the context's error and
+// removes its spool.
+func TestCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	spool := t.TempDir()
+	_, err := Convert(ctx, layeredImage(t, false), Source{Registry: "r", Repository: "x"}, Options{TempDir: spool}, io.Discard)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if left, _ := os.ReadDir(spool); len(left) != 0 {
+		t.Errorf("spool files left: %v", left)
 	}
 }

@@ -11,9 +11,11 @@ import (
 	"io"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -107,6 +109,23 @@ func LayerFromTar(oci bool, data []byte) v1.Layer {
 		panic(err)
 	}
 	return l
+}
+
+// ZstdLayer makes a zstd-compressed OCI layer of entries.
+func ZstdLayer(entries ...Entry) v1.Layer {
+	data := Tar(entries...)
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
+// UncompressedLayer makes an OCI layer stored as a plain tar.
+func UncompressedLayer(entries ...Entry) v1.Layer {
+	return static.NewLayer(Tar(entries...), types.OCIUncompressedLayer)
 }
 
 // Image stacks layers (bottom first) under cfg, in the OCI or Docker

@@ -356,7 +356,7 @@ func (f *Fetcher) convertAndImport(ctx context.Context, orig string, img v1.Imag
 // progressImage reports the compressed bytes its layers deliver.
 type progressImage struct {
 	v1.Image
-	p *progress
+	lp *lockedProgress
 }
 
 func withProgress(img v1.Image, w io.Writer, label string) (v1.Image, *progress, error) {
@@ -373,7 +373,7 @@ func withProgress(img v1.Image, w io.Writer, label string) (v1.Image, *progress,
 		total += n
 	}
 	p := newProgress(w, label, total)
-	return &progressImage{Image: img, p: p}, p, nil
+	return &progressImage{Image: img, lp: &lockedProgress{p: p}}, p, nil
 }
 
 func (pi *progressImage) Layers() ([]v1.Layer, error) {
@@ -383,25 +383,38 @@ func (pi *progressImage) Layers() ([]v1.Layer, error) {
 	}
 	out := make([]v1.Layer, len(layers))
 	for i, l := range layers {
-		out[i] = &progressLayer{Layer: l, p: pi.p}
+		out[i] = &progressLayer{Layer: l, p: pi.lp}
 	}
 	return out, nil
 }
 
 type progressLayer struct {
 	v1.Layer
-	p       *progress
+	p       *lockedProgress
 	counted atomic.Bool
 }
 
-// Compressed counts the first read of the layer only: the converter's
-// second pass reads its own spool, or, without one, would count twice.
+// Compressed counts the first read of the layer only: the converter reads
+// each layer once into its spool.
 func (l *progressLayer) Compressed() (io.ReadCloser, error) {
 	rc, err := l.Layer.Compressed()
 	if err != nil || l.counted.Swap(true) {
 		return rc, err
 	}
 	return &teeReadCloser{Reader: io.TeeReader(rc, l.p), Closer: rc}, nil
+}
+
+// lockedProgress serialises the layers' counts: the converter reads
+// several layers at once.
+type lockedProgress struct {
+	mu sync.Mutex
+	p  *progress
+}
+
+func (l *lockedProgress) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.p.Write(b)
 }
 
 type teeReadCloser struct {

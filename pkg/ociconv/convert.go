@@ -41,10 +41,10 @@ type Source struct {
 
 // Options tune a conversion.
 type Options struct {
-	// TempDir, when set, holds each compressed layer's decompressed tar
-	// between the two passes (removed before Convert returns), so that
-	// layers are decompressed once. The space needed is the image's
-	// uncompressed size.
+	// TempDir, when set, holds each layer's decompressed tar
+	// for the two passes (removed before Convert returns), so that layers
+	// are decompressed once, several at a time. The space needed is the
+	// image's uncompressed size.
 	TempDir string
 }
 
@@ -73,9 +73,9 @@ func Convert(ctx context.Context, img v1.Image, src Source, opts Options, w io.W
 	if err != nil {
 		return nil, fmt.Errorf("read image layers: %w", err)
 	}
-	sp := &spooler{layers: layers, dir: opts.TempDir, files: map[int]string{}}
+	sp := newSpooler(ctx, layers, opts.TempDir)
 	defer sp.cleanup()
-	pl, err := scan(ctx, len(layers), sp.first)
+	pl, err := scan(ctx, len(layers), sp.open)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func Convert(ctx context.Context, img v1.Image, src Source, opts Options, w io.W
 	if _, err := tw.Write(mb); err != nil {
 		return nil, err
 	}
-	if err := emit(ctx, len(layers), sp.second, pl, tw, epoch); err != nil {
+	if err := emit(ctx, len(layers), sp.open, pl, tw, epoch); err != nil {
 		return nil, err
 	}
 	if err := tw.Close(); err != nil {

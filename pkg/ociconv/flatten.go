@@ -7,11 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // The flattening reads the layers twice, bottom to top both times. The first
@@ -106,79 +103,6 @@ func (pl *plan) alive(p string, e entryRef) bool {
 
 // layerSource opens layer i's uncompressed tar stream.
 type layerSource func(i int) (io.ReadCloser, error)
-
-// spooler decompresses each layer once: the first pass copies the
-// decompressed stream into a file under dir, and the second pass reads that
-// file instead of decompressing again (gzip costs about 5 ns a byte here,
-// a page-cache file a tenth of that). Without a dir, both passes decompress.
-type spooler struct {
-	layers []v1.Layer
-	dir    string
-	files  map[int]string
-}
-
-func (s *spooler) first(i int) (io.ReadCloser, error) {
-	rc, compressed, err := openLayer(s.layers[i])
-	if err != nil || s.dir == "" || !compressed {
-		return rc, err
-	}
-	f, err := os.CreateTemp(s.dir, "layer-*.tar")
-	if err != nil {
-		rc.Close()
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	s.files[i] = f.Name()
-	// The spool is written by its own goroutine so that writing the file
-	// overlaps decompressing the next block (two cores: ~40% faster).
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(f, pr)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		pr.CloseWithError(err)
-		done <- err
-	}()
-	return &teeCloser{Reader: io.TeeReader(rc, pw), src: rc, pw: pw, done: done}, nil
-}
-
-func (s *spooler) second(i int) (io.ReadCloser, error) {
-	if name, ok := s.files[i]; ok {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
-		}
-		return f, nil
-	}
-	rc, _, err := openLayer(s.layers[i])
-	return rc, err
-}
-
-// cleanup removes the spool files; it runs whatever the outcome.
-func (s *spooler) cleanup() {
-	for _, name := range s.files {
-		os.Remove(name)
-	}
-}
-
-// teeCloser closes the source, then waits for the spool file to be
-// complete, reporting a failed write to the spool as a read error.
-type teeCloser struct {
-	io.Reader
-	src  io.Closer
-	pw   *io.PipeWriter
-	done chan error
-}
-
-func (t *teeCloser) Close() error {
-	err := t.src.Close()
-	t.pw.Close()
-	if werr := <-t.done; werr != nil && err == nil {
-		err = fmt.Errorf("spool: %w", werr)
-	}
-	return err
-}
 
 // layerWalk calls fn for every entry of every layer, bottom to top, with the
 // entry's kind, path and layer index; fn may read the entry's content from tr.

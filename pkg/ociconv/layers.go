@@ -26,10 +26,10 @@ const (
 // Compressed() itself, sniffing the magic bytes rather than trusting the
 // media type (registries and tools mislabel layers), with klauspost's
 // decoders, which are about twice as fast as the standard library's.
-func openLayer(l v1.Layer) (_ io.ReadCloser, compressed bool, err error) {
+func openLayer(l v1.Layer) (io.ReadCloser, error) {
 	rc, err := l.Compressed()
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	br := bufio.NewReaderSize(rc, 1<<20)
 	magic, _ := br.Peek(4)
@@ -38,18 +38,18 @@ func openLayer(l v1.Layer) (_ io.ReadCloser, compressed bool, err error) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			rc.Close()
-			return nil, false, err
+			return nil, err
 		}
-		return &stackedReader{Reader: zr, closers: []io.Closer{zr, rc}}, true, nil
+		return &stackedReader{Reader: zr, closers: []io.Closer{zr, rc}}, nil
 	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			rc.Close()
-			return nil, false, err
+			return nil, err
 		}
-		return &stackedReader{Reader: zr, closers: []io.Closer{closerFunc(func() error { zr.Close(); return nil }), rc}}, true, nil
+		return &stackedReader{Reader: zr, closers: []io.Closer{closerFunc(func() error { zr.Close(); return nil }), rc}}, nil
 	default:
-		return &stackedReader{Reader: br, closers: []io.Closer{rc}}, false, nil
+		return &stackedReader{Reader: br, closers: []io.Closer{rc}}, nil
 	}
 }
 

@@ -244,7 +244,7 @@ func (p *chunkPipe) produce(src io.Reader) {
 			return
 		}
 		if err != nil {
-			p.err = err
+			p.err = &decodeError{err}
 			return
 		}
 	}
@@ -300,7 +300,7 @@ type blobWriter struct {
 func (w *blobWriter) write(c []byte) error {
 	w.h.Write(c)
 	if _, err := w.f.Write(c); err != nil {
-		return fmt.Errorf("write %s: %w", w.f.Name(), err)
+		return &writeError{err}
 	}
 	w.n += int64(len(c))
 	if w.n-w.flushed >= 16<<20 {
@@ -346,7 +346,7 @@ func (s *Store) importStream(ctx context.Context, r io.Reader, opts ImportOption
 	// Bytes after the end-of-archive marker (block padding) are part of
 	// the blob too.
 	if _, err := io.Copy(io.Discard, pipe); err != nil {
-		return info, readErr(comp, err)
+		return info, tarErr(comp, err, afterEnd)
 	}
 	if err := tmp.Sync(); err != nil {
 		return info, fmt.Errorf("sync %s: %w", tmp.Name(), err)
@@ -441,23 +441,19 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// readErr words a failure of the decompressed stream.
-func readErr(comp Compression, err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	var pe *os.PathError
-	if errors.As(err, &pe) || errors.Is(err, unix.ENOSPC) {
-		return err
-	}
-	if comp != CompressionNone {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return fmt.Errorf("%w: %s stream ends early (truncated download?)", ErrInvalidImage, comp)
-		}
-		return fmt.Errorf("%w: %s: %v", ErrInvalidImage, comp, err)
-	}
-	return fmt.Errorf("%w: %v", ErrInvalidImage, err)
-}
+// decodeError is a failure of the decompressor, told apart from a broken
+// tar inside a sound compressed stream.
+type decodeError struct{ err error }
+
+func (e *decodeError) Error() string { return e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }
+
+// writeError is a failure to write the blob (a full disk, say): the
+// store's trouble, not the image's.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
 
 // countingReader counts what the tar reader consumed.
 type countingReader struct {
@@ -569,25 +565,37 @@ func checkACI(r io.Reader, comp Compression) (*schema.ImageManifest, []byte, err
 	return im, manifest, nil
 }
 
+// afterEnd stands for "last" once the tar's end marker was read.
+const afterEnd = "\x00end"
+
 func describeLast(last string) string {
-	if last == "" {
+	switch last {
+	case "":
 		return "the start"
+	case afterEnd:
+		return "the end-of-archive marker"
 	}
 	return fmt.Sprintf("entry %q", last)
 }
 
+// tarErr words a failure met while reading the image after entry last.
 func tarErr(comp Compression, err error, last string) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		if comp != CompressionNone {
-			return fmt.Errorf("%w: %s stream or tar ends early, after %s", ErrInvalidImage, comp, describeLast(last))
+	var we *writeError
+	var de *decodeError
+	switch {
+	case errors.As(err, &we):
+		return fmt.Errorf("store blob: %w", we.err)
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.As(err, &de):
+		if errors.Is(de.err, io.ErrUnexpectedEOF) || errors.Is(de.err, io.EOF) {
+			return fmt.Errorf("%w: %s stream ends early, after %s (truncated download?)", ErrInvalidImage, comp, describeLast(last))
 		}
+		return fmt.Errorf("%w: %s stream corrupt after %s: %v", ErrInvalidImage, comp, describeLast(last), de.err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w: tar is truncated after %s", ErrInvalidImage, describeLast(last))
-	}
-	if errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrFieldTooLong) || errors.Is(err, tar.ErrInsecurePath) {
+	case errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrFieldTooLong) || errors.Is(err, tar.ErrInsecurePath):
 		return fmt.Errorf("%w: corrupt tar header after %s: %v", ErrInvalidImage, describeLast(last), err)
-	}
-	if e := readErr(comp, err); e != err {
-		return e
 	}
 	return fmt.Errorf("%w: reading tar after %s: %v", ErrInvalidImage, describeLast(last), err)
 }

@@ -27,8 +27,10 @@ type stEntry struct {
 	linkname string
 }
 
-func stFile(name, body string) stEntry { return stEntry{name: name, typeflag: tar.TypeReg, body: []byte(body)} }
-func stDir(name string) stEntry        { return stEntry{name: name, typeflag: tar.TypeDir} }
+func stFile(name, body string) stEntry {
+	return stEntry{name: name, typeflag: tar.TypeReg, body: []byte(body)}
+}
+func stDir(name string) stEntry { return stEntry{name: name, typeflag: tar.TypeDir} }
 func stSymlink(name, target string) stEntry {
 	return stEntry{name: name, typeflag: tar.TypeSymlink, linkname: target}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/rktng/rkt/discovery"
+	"github.com/rktng/rkt/pkg/config"
 	"github.com/rktng/rkt/pkg/fetch"
 	"github.com/rktng/rkt/pkg/keystore"
 	"github.com/rktng/rkt/store"
@@ -16,7 +17,7 @@ import (
 // fetchConfig builds the fetcher's configuration from the global flags.
 // signature is the --signature for the one image fetched ("" for IMAGE.asc).
 func fetchConfig(st *store.Store, policy fetch.PullPolicy, signature string) (fetch.Config, error) {
-	auth, err := fetch.LoadAuth(globals.SystemConfig, globals.LocalConfig, globals.UserConfig)
+	conf, err := config.Load(config.Dirs{System: globals.SystemConfig, Local: globals.LocalConfig, User: globals.UserConfig})
 	if err != nil {
 		return fetch.Config{}, err
 	}
@@ -30,7 +31,7 @@ func fetchConfig(st *store.Store, policy fetch.PullPolicy, signature string) (fe
 		TrustKeysFromHTTPS:    globals.TrustKeysFromHTTPS,
 		PullPolicy:            policy,
 		SignatureFile:         signature,
-		Auth:                  auth,
+		Auth:                  fetch.AuthFromConfig(conf),
 		Log:                   os.Stderr,
 	}
 	// Discovery always uses the standard ports; tests serving discovery

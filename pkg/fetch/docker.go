@@ -41,10 +41,11 @@ var (
 )
 
 // DockerConfig is what docker:// fetches need beyond the rest of Config:
-// registry credentials and mirrors, both from docker.d.
+// registry credentials (auth.d, rktKind dockerAuth, read by pkg/config)
+// and mirrors (docker.d, rktKind dockerMirrors).
 type DockerConfig struct {
 	// Credentials returns the basic-auth user and password for a registry
-	// host ("127.0.0.1:5000", "index.docker.io"); ok is false when docker.d
+	// host ("127.0.0.1:5000", "index.docker.io"); ok is false when auth.d
 	// has none.
 	Credentials func(registry string) (user, password string, ok bool)
 	// Mirrors lists, per registry host, the hosts tried in order before the
@@ -84,7 +85,7 @@ func (f *Fetcher) fetchContainerImage(ctx context.Context, ref string) (string, 
 	return f.fetchDocker(ctx, ref, strings.TrimPrefix(ref, "docker://"))
 }
 
-// remoteKey is the key under which the store's remote table remembers a
+// dockerKey is the key under which the store's remote table remembers a
 // docker:// or oci: reference: the reference in its canonical form, so
 // that "busybox" and "index.docker.io/library/busybox:latest" share it.
 // Its ETag is the digest the reference resolved to.
@@ -245,9 +246,9 @@ func (f *Fetcher) registryError(orig, host string, hasCreds bool, guard *schemeG
 	if errors.As(err, &te) {
 		switch te.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
-			hint := "no credentials for " + host + " in any docker.d"
+			hint := "no dockerAuth credentials for " + host + " in any auth.d"
 			if hasCreds {
-				hint = "the credentials in docker.d for " + host + " were refused"
+				hint = "the dockerAuth credentials in auth.d for " + host + " were refused"
 			}
 			return fmt.Errorf("%s: %w: %d %s (%s)", orig, ErrRegistryAuth, te.StatusCode, http.StatusText(te.StatusCode), hint)
 		case http.StatusNotFound:

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -350,13 +349,4 @@ func maxAge(h http.Header) int {
 		}
 	}
 	return age
-}
-
-// hostOf is the host of an URL, for messages.
-func hostOf(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return u
-	}
-	return p.Host
 }

@@ -117,6 +117,8 @@ type ftServer struct {
 	mu    sync.Mutex
 	files map[string]*ftFile
 	pages map[string]string // discovery pages by path
+	// redirects maps paths to the URLs they redirect to.
+	redirects map[string]string
 	// gets counts full (200) responses per path; notModified 304s;
 	// ranges the Range requests answered.
 	gets        map[string]int
@@ -130,7 +132,7 @@ type ftServer struct {
 func newFtServer(t *testing.T, ca *ftCA, plainHTTP bool) *ftServer {
 	t.Helper()
 	s := &ftServer{t: t, files: map[string]*ftFile{}, pages: map[string]string{},
-		gets: map[string]int{}, notModified: map[string]int{}, ranges: map[string]int{}}
+		redirects: map[string]string{}, gets: map[string]int{}, notModified: map[string]int{}, ranges: map[string]int{}}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -165,6 +167,13 @@ func (s *ftServer) put(path string, f *ftFile) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.files[path] = f
+}
+
+// redirect answers path with a 302 to target.
+func (s *ftServer) redirect(path, target string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.redirects[path] = target
 }
 
 func (s *ftServer) remove(path string) {
@@ -209,6 +218,11 @@ func (s *ftServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "text/html")
 		fmt.Fprint(w, page)
+		return
+	}
+	if to, ok := s.redirects[r.URL.Path]; ok {
+		s.mu.Unlock()
+		http.Redirect(w, r, to, http.StatusFound)
 		return
 	}
 	f, ok := s.files[r.URL.Path]

@@ -366,3 +366,45 @@ func TestFetchLocalFile(t *testing.T) {
 	_ = os.WriteFile(q, evil, 0o644)
 	e.mustRefuse("signature does not match", "fetch", "--signature="+sig, q)
 }
+
+// TestFetchRedirectsAndProgress: redirects are followed (never from HTTPS
+// down to plain HTTP unless allowed); progress goes to a terminal only.
+func TestFetchRedirectsAndProgress(t *testing.T) {
+	e := newFtEnv(t)
+	k := libKey(t, "ed25519", nil)
+	e.trust("", k)
+	aci := ftImage{name: "127.0.0.1/redir/app", version: "1"}.build(t)
+	e.publish("/new.aci", aci, &k)
+	e.srv.redirect("/old.aci", e.srv.URL("/new.aci"))
+	e.srv.redirect("/old.aci.asc", e.srv.URL("/new.aci.asc"))
+	r := e.rkt("", "fetch", e.srv.URL("/old.aci"))
+	if r.Code != 0 {
+		t.Fatalf("redirected fetch: %s", r)
+	}
+	if r.Stderr != "" {
+		t.Errorf("fetch with stderr not a terminal printed: %q", r.Stderr)
+	}
+
+	plain := newFtServer(t, nil, true)
+	aci2 := ftImage{name: "127.0.0.1/redir/app", version: "2"}.build(t)
+	plain.put("/down.aci", &ftFile{data: aci2})
+	plain.put("/down.aci.asc", &ftFile{data: k.sign(aci2)})
+	e.srv.redirect("/down.aci", plain.URL("/down.aci"))
+	e.srv.redirect("/down.aci.asc", plain.URL("/down.aci.asc"))
+	e.mustRefuse("plain HTTP", "fetch", e.srv.URL("/down.aci"))
+
+	// On a terminal (script gives rkt a pty) a progress line is drawn.
+	payload := make([]byte, 2<<20)
+	_, _ = rand.Read(payload)
+	aci3 := ftImage{name: "127.0.0.1/redir/big", version: "1", files: map[string][]byte{"p": payload}}.build(t)
+	e.publish("/big.aci", aci3, &k)
+	cmd := e.Cmd("fetch", e.srv.URL("/big.aci"))
+	line := strings.Join(append([]string{rktBin()}, cmd.Args[1:]...), " ")
+	sc := e.Cmd()
+	sc.Path, sc.Args = "/usr/bin/script", []string{"script", "-qec", line, "/dev/null"}
+	sc.Env = append(sc.Env, "SSL_CERT_FILE="+e.ca.pemPath)
+	r = e.RunCmd(sc)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Downloading") || !strings.Contains(r.Stdout, "sha512-") {
+		t.Fatalf("fetch on a terminal: %s", r)
+	}
+}

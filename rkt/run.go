@@ -264,7 +264,7 @@ func resolveStage1(ctx context.Context, st *store.Store, o stage1Options, policy
 		if strings.Contains(o.FromDir, "/") {
 			return stage0.Image{}, fmt.Errorf("--stage1-from-dir=%s: want a file name in %s", o.FromDir, filepath.Dir(defaultStage1Image))
 		}
-		id, err = importStage1File(ctx, st, filepath.Join(stage1ImagesDir(), o.FromDir))
+		id, err = importStage1File(ctx, st, stage1FromDir(o.FromDir))
 	case o.Name != "":
 		id, err = st.Resolve(o.Name)
 	case o.Hash != "":
@@ -306,6 +306,18 @@ func importStage1File(ctx context.Context, st *store.Store, path string) (string
 		return "", err
 	}
 	return info.ID, nil
+}
+
+// stage1FromDir is the path of --stage1-from-dir=NAME: in the configured
+// stage1 images directory, else where the build installed its images.
+func stage1FromDir(name string) string {
+	dir := stage1ImagesDir()
+	for _, built := range []string{defaultStage1Image, defaultStage1FlyImage} {
+		if name == filepath.Base(built) && dir == filepath.Dir(defaultStage1Image) {
+			return built
+		}
+	}
+	return filepath.Join(dir, name)
 }
 
 // stage1ImagesDir is where --stage1-from-dir looks: the paths

@@ -240,3 +240,32 @@ func TestPodGCGraceAndMarkOnly(t *testing.T) {
 	e.MustRun("gc", "--expire-prepared=1ms", "--grace-period=0s")
 	e.noPodsLeft("gc")
 }
+
+func TestPodStage1Selection(t *testing.T) {
+	e := flyEnv(t)
+	// By path first: that imports the stage1 into the store.
+	if r := e.fly(inspectName, "--exec=/bin/true"); r.Code != 0 {
+		t.Fatal(r)
+	}
+	for _, sel := range []string{"--stage1-name=rktng.io/rkt/stage1-fly", "--stage1-from-dir=stage1-fly.aci",
+		"--stage1-url=file://" + testImage("stage1-fly.aci")} {
+		r := e.Run("run", sel, inspectName, "--", "-exit=5")
+		if r.Code != 5 {
+			t.Errorf("%s: %s", sel, r)
+		}
+	}
+	if r := e.Run("run", "--stage1-hash=sha512-0000", inspectName); r.Code != 254 || !strings.Contains(r.Stderr, "stage1") {
+		t.Errorf("unknown --stage1-hash: %s", r)
+	}
+	e.noPodsLeftIn("embryo", "prepare")
+}
+
+// noPodsLeftIn fails if any pod sits in the given states.
+func (e *env) noPodsLeftIn(states ...string) {
+	e.t.Helper()
+	for _, s := range states {
+		if p := e.podsIn(s); len(p) > 0 {
+			e.t.Errorf("pods left in %s: %v", s, p)
+		}
+	}
+}

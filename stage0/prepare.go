@@ -437,6 +437,15 @@ func checkApp(ra *schema.RuntimeApp, img *Image) error {
 			return fmt.Errorf("%w: app %s: mount target %q is not absolute", ErrBadPod, ra.Name, m.Path)
 		}
 	}
+	if e := app.Exec[0]; filepath.IsAbs(e) && !underMount(e, ra.Mounts) {
+		f, err := user.OpenInRoot(img.Rootfs, e)
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: app %s: %s is not in image %s", ErrBadPod, ra.Name, e, img.Manifest.Name)
+		}
+		if f != nil {
+			f.Close()
+		}
+	}
 	if _, err := user.Resolve(img.Rootfs, app.User, app.Group); err != nil {
 		return fmt.Errorf("%w: app %s (image %s): %v", ErrBadPod, ra.Name, img.Manifest.Name, err)
 	}
@@ -746,4 +755,16 @@ func MkdirTarget(target string, srcIsDir bool) error {
 		return err
 	}
 	return f.Close()
+}
+
+// underMount reports whether p lies in one of the app's mounts (then it
+// is not the image's to check).
+func underMount(p string, mounts []schema.Mount) bool {
+	for _, m := range mounts {
+		mp := filepath.Clean(m.Path)
+		if p == mp || strings.HasPrefix(p, mp+"/") {
+			return true
+		}
+	}
+	return false
 }

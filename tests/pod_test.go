@@ -50,6 +50,8 @@ func TestPodBadInput(t *testing.T) {
 		{"mount of no volume", flyArgs(inspectName, "--mount=volume=ghost,target=/g"), "ghost"},
 		{"user the image lacks", flyArgs(inspectName, "--user=nosuchuser"), "nosuchuser"},
 		{"group the image lacks", flyArgs(inspectName, "--group=nosuchgroup"), "nosuchgroup"},
+		{"exec the image lacks", flyArgs(inspectName, "--exec=/no/such/binary"), "/no/such/binary"},
+		{"relative working dir", flyArgs(inspectName, "--working-dir=rel"), "working"},
 		{"conflicting stage1 flags", flyArgs("--stage1-name=x", inspectName), "conflicting"},
 		{"pod manifest and images", flyArgs("--pod-manifest=/dev/null", inspectName), "conflicting"},
 		{"per-app flag before an image", flyArgs("--exec=/bin/true", inspectName), "must follow an image"},

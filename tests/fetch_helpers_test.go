@@ -176,12 +176,6 @@ func (s *ftServer) redirect(path, target string) {
 	s.redirects[path] = target
 }
 
-func (s *ftServer) remove(path string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.files, path)
-}
-
 // discoveryPage serves a page for prefix (a name like 127.0.0.1/org) with
 // the given meta tags.
 func (s *ftServer) discoveryPage(prefix string, metas ...string) {

@@ -456,7 +456,10 @@ func (x *extractor) entry(src dataSource, hdr *tar.Header, name, rel string, lay
 		x.created[rel] = createdBy{layer: layer, explicit: true, dir: true}
 		x.dirs = append(x.dirs, dirMeta{rel: rel, hdr: hdr, name: name})
 		return nil
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
+		if isSparse(hdr) {
+			return fmt.Errorf("%w: tar entry %q: sparse files are not supported", ErrInvalidImage, name)
+		}
 		fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			return fmt.Errorf("tar entry %q: create: %w", name, err)

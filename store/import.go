@@ -505,6 +505,9 @@ func checkACI(r io.Reader, comp Compression) (*schema.ImageManifest, []byte, err
 		case tar.TypeXGlobalHeader:
 			goto data
 		case tar.TypeReg, tar.TypeLink, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeDir, tar.TypeFifo:
+			if isSparse(hdr) {
+				return nil, nil, entryErr(hdr.Name, "sparse files are not supported in images")
+			}
 		default:
 			return nil, nil, entryErr(hdr.Name, "unsupported entry type %q", hdr.Typeflag)
 		}
@@ -698,4 +701,15 @@ func parseImageManifest(b []byte) (*schema.ImageManifest, error) {
 		return nil, fmt.Errorf("%w: manifest fails the appc schema: %s", ErrInvalidImage, strings.Join(strings.Fields(err.Error()), " "))
 	}
 	return im, nil
+}
+
+// isSparse tells a PAX sparse file, whose data is not one contiguous
+// range of the tar (rendering copies each file's range directly).
+func isSparse(hdr *tar.Header) bool {
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -214,4 +215,23 @@ func TestResolvePrefixes(t *testing.T) {
 	if _, err := s.Resolve("sha512-zz"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("non-hex prefix: %v", err)
 	}
+}
+
+func TestImportRefusesSparse(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "manifest"), []byte(manifestJSON("example.com/sparse", nil, nil, nil)), 0o644)
+	os.MkdirAll(filepath.Join(dir, "rootfs"), 0o755)
+	f, _ := os.Create(filepath.Join(dir, "rootfs/holes"))
+	f.WriteAt([]byte("end"), 64<<20)
+	f.Close()
+	raw, err := exec.Command("tar", "-C", dir, "--sparse", "--format=posix", "-cf", "-", "manifest", "rootfs").Output()
+	if err != nil {
+		t.Skipf("GNU tar: %v", err)
+	}
+	s := newStore(t)
+	_, err = s.Import(context.Background(), bytes.NewReader(raw), ImportOptions{})
+	if !errors.Is(err, ErrInvalidImage) || !strings.Contains(err.Error(), "sparse") {
+		t.Fatalf("sparse file: %v", err)
+	}
+	assertEmpty(t, s)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -84,7 +85,7 @@ var (
 
 func (s *Store) openDB(readOnly, noSync bool) (*bolt.DB, error) {
 	db, err := bolt.Open(s.dbPath(), 0o600, &bolt.Options{Timeout: s.LockTimeout, ReadOnly: readOnly, NoGrowSync: false})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%s: %w (waited %s)", s.dbPath(), ErrLocked, s.LockTimeout)
 	}
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	osuser "os/user"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -147,10 +148,11 @@ func Prepare(ctx context.Context, cfg PrepareConfig, target pod.State) (*Pod, er
 		return nil, err
 	}
 
-	for _, s := range pod.States {
-		if err := os.MkdirAll(pod.StateDir(cfg.DataDir, s), 0o750); err != nil {
-			return nil, fmt.Errorf("pods dir: %w", err)
-		}
+	// Members of the "rkt" group may read pods (list, status,
+	// cat-manifest) without root, as with rkt.
+	gid := rktGroup()
+	if err := makePodsDirs(cfg.DataDir, gid); err != nil {
+		return nil, err
 	}
 	uuid, err := NewUUID()
 	if err != nil {
@@ -159,6 +161,9 @@ func Prepare(ctx context.Context, cfg PrepareConfig, target pod.State) (*Pod, er
 	dir := pod.Dir(cfg.DataDir, pod.Embryo, uuid)
 	if err := os.Mkdir(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)
+	}
+	if gid >= 0 {
+		_ = os.Chown(dir, -1, gid)
 	}
 	l, err := lock.Open(dir)
 	if err == nil {
@@ -767,4 +772,42 @@ func underMount(p string, mounts []schema.Mount) bool {
 		}
 	}
 	return false
+}
+
+// rktGroup is the host's "rkt" group, or -1 when there is none.
+func rktGroup() int {
+	g, err := osuser.LookupGroup("rkt")
+	if err != nil {
+		return -1
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return -1
+	}
+	return gid
+}
+
+// makePodsDirs creates DIR/pods and its state directories once, readable
+// by the rkt group when there is one.
+func makePodsDirs(dataDir string, gid int) error {
+	if _, err := os.Stat(pod.StateDir(dataDir, pod.Garbage)); err == nil {
+		return nil
+	}
+	for _, d := range append([]string{pod.PodsDir(dataDir)}, statesDirs(dataDir)...) {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return fmt.Errorf("pods dir: %w", err)
+		}
+		if gid >= 0 {
+			_ = os.Chown(d, -1, gid)
+		}
+	}
+	return nil
+}
+
+func statesDirs(dataDir string) []string {
+	var ds []string
+	for _, s := range pod.States {
+		ds = append(ds, pod.StateDir(dataDir, s))
+	}
+	return ds
 }

@@ -408,3 +408,24 @@ func TestFetchRedirectsAndProgress(t *testing.T) {
 		t.Fatalf("fetch on a terminal: %s", r)
 	}
 }
+
+// TestFetchDiscoveryPlainHTTP: discovery over plain HTTP needs
+// --insecure-options=http; keys it offers over HTTP are trusted on the way
+// only with --insecure-options=pubkey.
+func TestFetchDiscoveryPlainHTTP(t *testing.T) {
+	e := newFtEnv(t)
+	e.srv = newFtServer(t, nil, true)
+	k := libKey(t, "rsa", nil)
+	e.srv.put("/keys/k.asc", &ftFile{data: k.public})
+	e.srv.discoveryPage("127.0.0.1/plain", e.discoveryMeta("127.0.0.1/plain"),
+		`<meta name="ac-discovery-pubkeys" content="127.0.0.1/plain `+e.srv.URL("/keys/k.asc")+`">`)
+	aci := ftImage{name: "127.0.0.1/plain/app", version: "1"}.build(t)
+	e.publish(imagePath("127.0.0.1/plain/app", "1"), aci, &k)
+
+	e.mustRefuse("discovery found nothing", "fetch", "127.0.0.1/plain/app:1")
+	e.mustRefuse("not trusted", "--insecure-options=http", "fetch", "127.0.0.1/plain/app:1")
+	r := e.rkt("", "--insecure-options=http,pubkey", "fetch", "127.0.0.1/plain/app:1")
+	if r.Code != 0 || !strings.Contains(r.Stderr, k.fp) {
+		t.Fatalf("fetch with pubkey: %s", r)
+	}
+}

@@ -503,7 +503,7 @@ func TestDockerRegistryAuth(t *testing.T) {
 	ref := "docker://" + reg.Host + "/private/app@" + digest
 	e := newDkEnv(t, ca)
 
-	e.mustRefuse("401 Unauthorized (no credentials for "+reg.Host, "fetch", ref)
+	e.mustRefuse("401 Unauthorized (no dockerAuth credentials for "+reg.Host+" in any auth.d)", "fetch", ref)
 
 	authd := filepath.Join(e.LocalConfig, "auth.d")
 	if err := os.MkdirAll(authd, 0o755); err != nil {

@@ -299,3 +299,80 @@ func TestConcurrentImportAndRender(t *testing.T) {
 		t.Errorf("images %d blobs %d trees %d temp files %d, want 1 1 1 0", len(imgs), len(blobs), len(trees), len(tmps))
 	}
 }
+
+func TestRenderHardLinkWhoseTargetIsNotWhitelisted(t *testing.T) {
+	s := newStore(t)
+	top := layered(t, s,
+		[]tEntry{file("rootfs/f", "shared"), hardlink("rootfs/g", "rootfs/f"), hardlink("rootfs/h", "rootfs/f")},
+		[]tEntry{file("rootfs/top", "t")}, []string{"/g", "/h", "/top"})
+	tree, err := s.Render(context.Background(), top.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(tree.Rootfs(), "f")); err == nil {
+		t.Error("f is not whitelisted but was rendered")
+	}
+	if readTree(t, tree, "g") != "shared" || readTree(t, tree, "h") != "shared" {
+		t.Errorf("g=%q h=%q", readTree(t, tree, "g"), readTree(t, tree, "h"))
+	}
+	var g, h unix.Stat_t
+	unix.Lstat(filepath.Join(tree.Rootfs(), "g"), &g)
+	unix.Lstat(filepath.Join(tree.Rootfs(), "h"), &h)
+	if g.Ino != h.Ino {
+		t.Error("g and h are no longer one file")
+	}
+	if err := s.VerifyTree(tree.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRenderTwiceIsAHitAndRemoveTree(t *testing.T) {
+	s := newStore(t)
+	info := mustImport(t, s, makeTar(t, manifestJSON("example.com/x", nil, nil, nil), file("rootfs/a", "a")))
+	t1, err := s.Render(context.Background(), info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker, _ := os.Stat(filepath.Join(t1.Path, renderedMarker))
+	s2, _ := Open(filepath.Dir(s.Dir()))
+	t2, err := s2.Render(context.Background(), info.ID)
+	if err != nil || t2.ID != t1.ID {
+		t.Fatalf("second render: %v %s", err, t2.ID)
+	}
+	if again, _ := os.Stat(filepath.Join(t1.Path, renderedMarker)); !again.ModTime().Equal(marker.ModTime()) {
+		t.Error("the second render rendered again")
+	}
+	if id, err := s.TreeID(info.ID); err != nil || id != t1.ID {
+		t.Errorf("TreeID = %s, %v", id, err)
+	}
+	trees, err := s.Trees()
+	if err != nil || len(trees) != 1 || trees[0].ImageID != info.ID {
+		t.Fatalf("Trees: %+v %v", trees, err)
+	}
+	if err := s.RemoveTree(t1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(t1.Path); err == nil {
+		t.Error("tree still there after RemoveTree")
+	}
+	if err := s.VerifyTree(t1.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("VerifyTree of a removed tree: %v", err)
+	}
+}
+
+func TestRenderFailureLeavesNoTree(t *testing.T) {
+	s := newStore(t)
+	top := layered(t, s, []tEntry{file("rootfs/base", strings.Repeat("b", 10000))}, []tEntry{file("rootfs/top", "t")}, nil)
+	base, _ := s.Resolve("example.com/base")
+	// Damage the dependency's blob after import: the render must fail
+	// with a message naming it and leave nothing in the tree store.
+	raw, _ := os.ReadFile(s.blobPath(base))
+	os.WriteFile(s.blobPath(base), raw[:len(raw)-6000], 0o600)
+	_, err := s.Render(context.Background(), top.ID)
+	if err == nil || !strings.Contains(err.Error(), ShortID(base)) {
+		t.Fatalf("render over a damaged dependency: %v", err)
+	}
+	if ents, _ := os.ReadDir(s.treeDir()); len(ents) > 0 {
+		t.Errorf("tree store not empty: %v", ents)
+	}
+}

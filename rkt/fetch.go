@@ -3,6 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/appc/spec/schema/types"
 	"github.com/rktng/rkt/pkg/fetch"
@@ -84,6 +87,11 @@ func runFetch(cmd *cobra.Command, args []string, ff fetchFlags) error {
 	if err != nil {
 		return err
 	}
+	// An interrupted fetch must still clean up: the store removes its
+	// temporary files when the context ends, which a signal's default
+	// action would not let it do.
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	for i, img := range args {
 		sig := ""
 		if i < len(ff.signatures) {
@@ -97,8 +105,11 @@ func runFetch(cmd *cobra.Command, args []string, ff fetchFlags) error {
 		if err != nil {
 			return err
 		}
-		id, err := f.Fetch(cmd.Context(), img, labels)
+		id, err := f.Fetch(ctx, img, labels)
 		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("fetch %s: interrupted", img)
+			}
 			return err
 		}
 		if !ff.full {

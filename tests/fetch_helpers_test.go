@@ -103,6 +103,10 @@ type ftFile struct {
 	auth string
 	// cutAt > 0 drops the connection after that many body bytes, once.
 	cutAt int
+	// hold, if set, stops the body after 1 MiB: the server signals
+	// started and waits until hold is closed.
+	hold    chan struct{}
+	started chan struct{}
 }
 
 // ftServer is an HTTPS (or HTTP) server on 127.0.0.1 in the test process.
@@ -249,8 +253,20 @@ func (s *ftServer) serve(w http.ResponseWriter, r *http.Request) {
 		cut = f.cutAt
 		f.cutAt = 0
 	}
-	data, etag, maxAge := f.data, f.etag, f.maxAge
+	data, etag, maxAge, hold, started := f.data, f.etag, f.maxAge, f.hold, f.started
 	s.mu.Unlock()
+	if hold != nil {
+		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(data[:1<<20])
+		w.(http.Flusher).Flush()
+		close(started)
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+		return
+	}
 
 	if etag != "" {
 		w.Header().Set("ETag", etag)

@@ -429,3 +429,46 @@ func TestFetchDiscoveryPlainHTTP(t *testing.T) {
 		t.Fatalf("fetch with pubkey: %s", r)
 	}
 }
+
+// TestFetchInterrupted: SIGINT in the middle of a download ends rkt with
+// one line and leaves nothing in the store, not even a temporary file.
+func TestFetchInterrupted(t *testing.T) {
+	e := newFtEnv(t)
+	k := libKey(t, "ed25519", nil)
+	e.trust("", k)
+	payload := make([]byte, 8<<20)
+	_, _ = rand.Read(payload)
+	aci := ftImage{name: "127.0.0.1/intr/app", version: "1", files: map[string][]byte{"p": payload}}.build(t)
+	hold, started := make(chan struct{}), make(chan struct{})
+	defer close(hold)
+	e.srv.put("/slow.aci", &ftFile{data: aci, hold: hold, started: started})
+	e.srv.put("/slow.aci.asc", &ftFile{data: k.sign(aci)})
+	cmd := e.Cmd("fetch", e.srv.URL("/slow.aci"))
+	cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+e.ca.pemPath)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatal("download never started")
+	}
+	// Give the store a moment to create its temporary file, so the check
+	// below tests the cleanup rather than an early exit.
+	time.Sleep(200 * time.Millisecond)
+	_ = cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if err == nil {
+		t.Fatal("interrupted fetch succeeded")
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("stderr: %q", stderr.String())
+	}
+	if n := e.blobs(); n != 0 {
+		t.Errorf("%d blobs after an interrupted fetch", n)
+	}
+	e.noTemps()
+}

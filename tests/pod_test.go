@@ -271,3 +271,40 @@ func (e *env) noPodsLeftIn(states ...string) {
 		}
 	}
 }
+
+// --pod-manifest: apps come from the file; one without an app section
+// gets its image's, and the manifest the pod keeps is complete.
+func TestPodManifestFlag(t *testing.T) {
+	e := flyEnv(t)
+	pmFile := filepath.Join(e.root, "pod.json")
+	write := func(s string) {
+		if err := os.WriteFile(pmFile, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"acKind":"PodManifest","acVersion":"0.8.11","apps":[{"name":"fromfile",
+		"image":{"name":"rktng.io/test/inspect","labels":[{"name":"version","value":"1.0.0"}]},
+		"app":{"exec":["/inspect","-print-env=PM","-exit=6"],"user":"0","group":"0",
+		"environment":[{"name":"PM","value":"yes"}]}}]}`)
+	uuidFile := filepath.Join(e.root, "uuid")
+	r := e.fly("--uuid-file-save="+uuidFile, "--pod-manifest="+pmFile)
+	if r.Code != 6 || parseInspect(r.Stdout)["env:PM"] != "yes" {
+		t.Fatalf("--pod-manifest: %s", r)
+	}
+	st := parseInspect(e.MustRun("status", "--uuid-file="+uuidFile))
+	if st["app-fromfile"] != "6" {
+		t.Fatalf("status: %v", st)
+	}
+	write(`{"acKind":"PodManifest","acVersion":"0.8.11","apps":[{"name":"noapp","image":{"name":"rktng.io/test/inspect"}}]}`)
+	r = e.fly("--uuid-file-save="+uuidFile, "--pod-manifest="+pmFile)
+	if r.Code != 0 || parseInspect(r.Stdout)["env:INSPECT_IMAGE_ENV"] != "from-image" {
+		t.Fatalf("--pod-manifest without app: %s", r)
+	}
+	var pm schema.PodManifest
+	if err := json.Unmarshal([]byte(e.MustRun("cat-manifest", "--uuid-file="+uuidFile)), &pm); err != nil {
+		t.Fatal(err)
+	}
+	if pm.Apps[0].App == nil || pm.Apps[0].App.Exec[0] != "/inspect" || pm.Apps[0].Image.ID.Empty() {
+		t.Fatalf("stored manifest incomplete: %+v", pm.Apps[0])
+	}
+}

@@ -218,6 +218,12 @@ func newChunkPipe(ctx context.Context, src io.Reader, onChunk func([]byte) error
 func (p *chunkPipe) produce(src io.Reader) {
 	defer close(p.full)
 	for {
+		// Checked first: select picks at random among ready cases, and a
+		// free buffer must not win over a cancelled import.
+		if err := p.ctx.Err(); err != nil {
+			p.err = err
+			return
+		}
 		var buf []byte
 		select {
 		case buf = <-p.free:
@@ -325,7 +331,7 @@ func (s *Store) importStream(ctx context.Context, r io.Reader, opts ImportOption
 			os.Remove(tmp.Name())
 		}
 	}()
-	br := bufio.NewReaderSize(r, 256<<10)
+	br := bufio.NewReaderSize(&sourceReader{r}, 256<<10)
 	dec, comp, closeDec, err := decompressor(br)
 	if err != nil {
 		return info, fmt.Errorf("%w: %v", ErrInvalidImage, err)
@@ -447,6 +453,23 @@ type decodeError struct{ err error }
 
 func (e *decodeError) Error() string { return e.err.Error() }
 func (e *decodeError) Unwrap() error { return e.err }
+
+// sourceError is a failure of the reader Import was given (a network
+// error, say), as opposed to bad content.
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
+
+type sourceReader struct{ r io.Reader }
+
+func (s *sourceReader) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	if err != nil && err != io.EOF {
+		err = &sourceError{err}
+	}
+	return n, err
+}
 
 // writeError is a failure to write the blob (a full disk, say): the
 // store's trouble, not the image's.
@@ -585,11 +608,14 @@ func describeLast(last string) string {
 func tarErr(comp Compression, err error, last string) error {
 	var we *writeError
 	var de *decodeError
+	var se *sourceError
 	switch {
 	case errors.As(err, &we):
 		return fmt.Errorf("store blob: %w", we.err)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return err
+	case errors.As(err, &se):
+		return fmt.Errorf("reading image after %s: %w", describeLast(last), se.err)
 	case errors.As(err, &de):
 		if errors.Is(de.err, io.ErrUnexpectedEOF) || errors.Is(de.err, io.EOF) {
 			return fmt.Errorf("%w: %s stream ends early, after %s (truncated download?)", ErrInvalidImage, comp, describeLast(last))

@@ -235,3 +235,36 @@ func TestImportRefusesSparse(t *testing.T) {
 	}
 	assertEmpty(t, s)
 }
+
+// failingReader returns its data, then an error that is not EOF.
+type failingReader struct {
+	data []byte
+	err  error
+}
+
+func (f *failingReader) Read(b []byte) (int, error) {
+	if len(f.data) == 0 {
+		return 0, f.err
+	}
+	n := copy(b, f.data)
+	f.data = f.data[n:]
+	return n, nil
+}
+
+func TestImportSourceErrorsAndCancel(t *testing.T) {
+	raw := gzipBytes(t, makeTar(t, manifestJSON("example.com/x", nil, nil, nil), file("rootfs/a", strings.Repeat("q", 1<<20))))
+	s := newStore(t)
+	boom := errors.New("connection reset by peer")
+	_, err := s.Import(context.Background(), &failingReader{data: raw[:len(raw)/2], err: boom}, ImportOptions{})
+	if !errors.Is(err, boom) || errors.Is(err, ErrInvalidImage) {
+		t.Errorf("source failure: %v", err)
+	}
+	assertEmpty(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = s.Import(ctx, bytes.NewReader(raw), ImportOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled import: %v", err)
+	}
+	assertEmpty(t, s)
+}

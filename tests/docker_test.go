@@ -24,6 +24,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +39,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 	ot "github.com/rktng/rkt/pkg/ociconv/ocitest"
 )
 
@@ -654,5 +656,60 @@ func TestDockerRunFly(t *testing.T) {
 	run()
 	if got := reg.count("GET", "/blobs/"); got != blobs {
 		t.Errorf("the second run pulled again (%d blob requests, then %d)", blobs, got)
+	}
+}
+
+// TestDockerMultiPlatform: a tag naming an image index (as on Docker Hub)
+// gives this machine's image; the index digest works as a proof too.
+func TestDockerMultiPlatform(t *testing.T) {
+	reg := newDkRegistry(t, nil, "", "")
+	mk := func(arch, marker string) v1.Image {
+		img, err := ot.Image(true, v1.Config{Cmd: []string{"/x"}}, ot.Layer(true, ot.File("arch", marker)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf = cf.DeepCopy()
+		cf.Architecture = arch
+		img, err = mutate.ConfigFile(img, cf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, ggcrtypes.OCIImageIndex),
+		mutate.IndexAddendum{Add: mk("arm64", "arm64"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+		mutate.IndexAddendum{Add: mk("amd64", "amd64"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+	)
+	ref, err := name.ParseReference(reg.Host+"/multi/app:1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx, reg.remoteOpts()...); err != nil {
+		t.Fatal(err)
+	}
+	idxDigest, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, wantLabel := "amd64", "amd64"
+	if runtime.GOARCH == "arm64" {
+		want, wantLabel = "arm64", "aarch64"
+	}
+	e := newDkEnv(t, nil)
+	for _, r := range []string{
+		"--insecure-options=image,http fetch --full docker://" + reg.Host + "/multi/app:1",
+		"--insecure-options=http fetch --full docker://" + reg.Host + "/multi/app@" + idxDigest.String(),
+	} {
+		id := e.mustRkt(strings.Fields(r)...)
+		if b, err := os.ReadFile(filepath.Join(e.render(id), "arch")); err != nil || string(b) != want {
+			t.Errorf("%s: got the %q image (%v), want %s", r, b, err, want)
+		}
+		if a, _ := e.manifest(id).Labels.Get("arch"); a != wantLabel {
+			t.Errorf("%s: arch label %q, want %q", r, a, wantLabel)
+		}
 	}
 }

@@ -54,6 +54,9 @@ type Config struct {
 	UID               int   `json:"uid"`
 	GID               int   `json:"gid"`
 	SupplementaryGIDs []int `json:"supplementaryGIDs,omitempty"`
+	// CgroupDirs are cgroup directories (from pkg/cgroup) the process
+	// joins first, so that the app runs under its resource limits.
+	CgroupDirs []string `json:"cgroupDirs,omitempty"`
 	// ReadOnlyRootfs remounts Rootfs read-only (a bind mount of itself)
 	// before the chroot; mounts below it keep their own flags. Needs a
 	// private mount namespace.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rktng/rkt/pkg/appexec/caps"
 	"github.com/rktng/rkt/pkg/appexec/seccomp"
+	"github.com/rktng/rkt/pkg/cgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,6 +47,9 @@ func Exec(c *Config) error {
 		}
 	}
 
+	if err := cgroup.JoinDirs(c.CgroupDirs, 0); err != nil {
+		return fmt.Errorf("app %s: %w", c.Name, err)
+	}
 	if c.OOMScoreAdj != nil {
 		if err := setOOMScoreAdj(*c.OOMScoreAdj); err != nil {
 			return fmt.Errorf("app %s: %w", c.Name, err)

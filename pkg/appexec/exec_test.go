@@ -19,7 +19,10 @@ import (
 
 // The tests run Exec in a child: the test binary re-executes itself with
 // the config in this variable, and TestMain hands it to Exec.
-const childEnv = "APPEXEC_TEST_CONFIG"
+const (
+	childEnv = "APPEXEC_TEST_CONFIG"
+	enterEnv = "APPEXEC_TEST_ENTER"
+)
 
 func TestMain(m *testing.M) {
 	if cfg := os.Getenv(childEnv); cfg != "" {
@@ -31,6 +34,19 @@ func TestMain(m *testing.M) {
 		err := Exec(&c)
 		os.Stderr.WriteString("EXECFAIL: " + err.Error() + "\n")
 		os.Exit(251)
+	}
+	if cfg := os.Getenv(enterEnv); cfg != "" {
+		var ec EnterConfig
+		if err := json.Unmarshal([]byte(cfg), &ec); err != nil {
+			os.Stderr.WriteString("bad test config: " + err.Error() + "\n")
+			os.Exit(250)
+		}
+		code, err := Enter(ec)
+		if err != nil {
+			os.Stderr.WriteString("ENTERFAIL: " + err.Error() + "\n")
+			os.Exit(252)
+		}
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

@@ -276,7 +276,29 @@ func buildManifest(cfg PrepareConfig) (*schema.PodManifest, error) {
 	if err := checkVolumes(pm, byID); err != nil {
 		return nil, err
 	}
+	if err := checkPorts(pm); err != nil {
+		return nil, err
+	}
 	return pm, nil
+}
+
+// checkPorts requires every forwarded port to name a port of some app.
+func checkPorts(pm *schema.PodManifest) error {
+	for _, ep := range pm.Ports {
+		if ep.PodPort != nil {
+			continue
+		}
+		found := false
+		for _, ra := range pm.Apps {
+			for _, p := range ra.App.Ports {
+				found = found || p.Name == ep.Name
+			}
+		}
+		if !found {
+			return fmt.Errorf("%w: --port=%s: no app of the pod has a port named %q", ErrBadPod, ep.Name, ep.Name)
+		}
+	}
+	return nil
 }
 
 // completeManifest fills in a --pod-manifest: apps without App get their

@@ -56,6 +56,7 @@ func TestPodBadInput(t *testing.T) {
 		{"pod manifest and images", flyArgs("--pod-manifest=/dev/null", inspectName), "conflicting"},
 		{"per-app flag before an image", flyArgs("--exec=/bin/true", inspectName), "must follow an image"},
 		{"bad volume", flyArgs("--volume=v,kind=nosuch", inspectName), "volume"},
+		{"port the apps lack", flyArgs("--port=nosuchport:8080", inspectName), "nosuchport"},
 		{"relative host volume", flyArgs("--volume=v,kind=host,source=rel", inspectName, "--mount=volume=v,target=/v"), "absolute"},
 	}
 	for _, c := range cases {

@@ -549,3 +549,38 @@ func TestPortsFromManifest(t *testing.T) {
 		t.Fatalf("unnamed port: %v", err)
 	}
 }
+
+// A pod killed after CNI ADD but before Setup wrote its final record has
+// only the first one (networks not yet joined, no addresses): teardown
+// must still undo everything.
+func TestTeardownAfterKillDuringSetup(t *testing.T) {
+	f := newFixture(t)
+	f.writeConf("10-nt7.conf", ptpConf("nt7", "10.231.10.0/24", true))
+	p := f.setup(f.config("nt7"))
+	ips := []string{p.Nets[0].IP, p.Nets[1].IP}
+	nets, err := ReadNetInfo(f.podDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range nets {
+		nets[i].Joined, nets[i].IP, nets[i].IPs, nets[i].Mask = false, "", nil, ""
+	}
+	if err := writeNetInfo(f.podDir, nets, false); err != nil {
+		t.Fatal(err)
+	}
+	f.teardown()
+	f.assertClean([]string{"nt7", "default-restricted"}, ips)
+}
+
+// After a reboot the namespace is gone but host-local's leases are not:
+// teardown frees them and does not fail.
+func TestTeardownWithoutNamespace(t *testing.T) {
+	f := newFixture(t)
+	f.writeConf("10-nt8.conf", ptpConf("nt8", "10.231.11.0/24", false))
+	p := f.setup(f.config("nt8"))
+	if err := removeNetns(p.NetnsPath, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.teardown()
+	f.assertClean([]string{"nt8", "default-restricted"}, []string{p.Nets[0].IP, p.Nets[1].IP})
+}

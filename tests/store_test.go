@@ -247,3 +247,18 @@ func TestStoreConcurrentFetch(t *testing.T) {
 		t.Errorf("%d index rows, want 1", n)
 	}
 }
+
+func TestStoreDependencyIDMismatch(t *testing.T) {
+	e := newEnv(t)
+	// The dependency names a base that is in the store, but with an
+	// image ID the stored base does not have.
+	e.MustRun("--insecure-options=image", "fetch", stWrite(t, "base.aci", stTar(t, stManifest("example.com/base", "1"), stFile("rootfs/b", "b"))))
+	wrong := "sha512-" + strings.Repeat("ab", 64)
+	m := `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/top","dependencies":[{"imageName":"example.com/base","imageID":"` + wrong + `"}]}`
+	id := strings.TrimSpace(e.MustRun("--insecure-options=image", "fetch", "--pull-policy=never", stWrite(t, "top.aci", stTar(t, m, stFile("rootfs/t", "t")))))
+	r := e.Run("image", "render", id, filepath.Join(t.TempDir(), "out"))
+	stOneLine(t, r, wrong, "not found")
+	if trees, _ := os.ReadDir(filepath.Join(e.Dir, "cas", "tree")); len(trees) > 0 {
+		t.Errorf("tree store not empty: %v", trees)
+	}
+}

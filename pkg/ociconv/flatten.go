@@ -41,13 +41,13 @@ type plan struct {
 	linkPath  map[int]string         // hard link seq -> its own path
 	srcPath   map[int]string         // seq of an entry some hard link shares -> its path
 	carrierOf map[int]int            // dropped entry seq -> seq of the surviving link that takes its content
-	small     map[string][]byte      // content of /etc/passwd and /etc/group (last entry)
+	small     map[string][]byte      // content of /etc/passwd (last entry)
 	smallSeq  map[string]int
 }
 
 // smallFiles are read in the first pass so the manifest can resolve the
 // image user's primary group.
-var smallFiles = map[string]bool{"etc/passwd": true, "etc/group": true}
+var smallFiles = map[string]bool{"etc/passwd": true}
 
 func newPlan() *plan {
 	return &plan{

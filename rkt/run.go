@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -112,6 +113,7 @@ func init() {
 
 // runPod is `rkt run`: prepare a pod straight into run/ and exec stage1.
 func runPod(ctx context.Context, o *podOptions, apps []*appConfig) error {
+	phase("flags parsed")
 	p, st, err := preparePod(ctx, o, apps, pod.Run)
 	if err != nil {
 		return err
@@ -128,6 +130,7 @@ func execPod(p *stage0.Pod, st *store.Store) error {
 	}
 	cfg.Debug = globals.Debug
 	cfg.LocalConfig = globals.LocalConfig
+	phase("exec stage1")
 	err = stage0.Exec(p, cfg)
 	p.Discard()
 	return err
@@ -158,6 +161,7 @@ func preparePod(ctx context.Context, o *podOptions, apps []*appConfig, target po
 	if cfg.Stage1, err = resolveStage1(ctx, st, o.Stage1, policy); err != nil {
 		return nil, nil, err
 	}
+	phase("stage1 resolved")
 	if o.PodManifest != "" {
 		if err := loadPodManifest(ctx, st, o.PodManifest, policy, &cfg); err != nil {
 			return nil, nil, err
@@ -176,6 +180,7 @@ func preparePod(ctx context.Context, o *podOptions, apps []*appConfig, target po
 			cfg.Images = append(cfg.Images, img)
 		}
 	}
+	phase("apps resolved")
 	if err := podConfig(o, &cfg); err != nil {
 		return nil, nil, err
 	}
@@ -183,6 +188,7 @@ func preparePod(ctx context.Context, o *podOptions, apps []*appConfig, target po
 	if err != nil {
 		return nil, nil, err
 	}
+	phase("pod written")
 	if o.UUIDFileSave != "" {
 		if err := os.WriteFile(o.UUIDFileSave, []byte(p.UUID), 0o644); err != nil {
 			p.Discard()
@@ -532,4 +538,15 @@ func parsePort(s string) (types.ExposedPort, error) {
 		ep.HostIP = ip
 	}
 	return ep, nil
+}
+
+// processStart is as close to the process's start as Go lets us see.
+var processStart = time.Now()
+
+// phase prints, with --debug, how long the run took to reach a step, so
+// that where a pod's start time goes can be seen without a profiler.
+func phase(what string) {
+	if globals.Debug {
+		fmt.Fprintf(os.Stderr, "stage0: %-16s +%.2f ms\n", what, float64(time.Since(processStart).Microseconds())/1000)
+	}
 }

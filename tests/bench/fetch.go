@@ -92,8 +92,9 @@ func fetchFigure(b *bench, verify bool) (sample, sample, error) {
 		runs = 10
 	}
 	storeDir := filepath.Join(dir, "data")
+	curlOut := filepath.Join(dir, "curl.aci")
 	var wantOut []byte
-	ours, err := medianWithSetup(runs, func() error { return os.RemoveAll(storeDir) }, func() error {
+	fetch := func() error {
 		args := []string{"--dir=" + storeDir, "--local-config=" + local,
 			"--system-config=" + filepath.Join(dir, "system"), "--user-config=" + filepath.Join(dir, "user"),
 			"fetch", "--pull-policy=update", url}
@@ -113,40 +114,40 @@ func fetchFigure(b *bench, verify bool) (sample, sample, error) {
 		}
 		wantOut = out
 		return nil
-	})
-	if err != nil {
-		return sample{}, sample{}, err
 	}
-	curlOut := filepath.Join(dir, "curl.aci")
-	ref, err := medianWithSetup(runs, func() error { return os.RemoveAll(curlOut) }, func() error {
+	curl := func() error {
 		cmd := exec.Command("curl", "-sSf", "--cacert", caPath, "-o", curlOut, url)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("curl: %v: %s", err, out)
 		}
 		return nil
-	})
-	if err != nil {
-		return sample{}, sample{}, err
 	}
+	// Runs alternate between rkt and curl so that both see the same load
+	// on a shared machine; removing the previous result is not timed.
+	var oursD, refD []time.Duration
+	for i := 0; i < runs; i++ {
+		for _, step := range []struct {
+			clean string
+			fn    func() error
+			into  *[]time.Duration
+		}{{storeDir, fetch, &oursD}, {curlOut, curl, &refD}} {
+			if err := os.RemoveAll(step.clean); err != nil {
+				return sample{}, sample{}, err
+			}
+			start := time.Now()
+			if err := step.fn(); err != nil {
+				return sample{}, sample{}, err
+			}
+			*step.into = append(*step.into, time.Since(start))
+		}
+	}
+	ours, ref := medianOf(oursD), medianOf(refD)
 	return sample{label: "rkt fetch", value: ours}, sample{label: "curl -o FILE", value: ref}, nil
 }
 
-// medianWithSetup runs setup (untimed) then fn (timed) n times and
-// returns fn's median.
-func medianWithSetup(n int, setup, fn func() error) (time.Duration, error) {
-	d := make([]time.Duration, 0, n)
-	for i := 0; i < n; i++ {
-		if err := setup(); err != nil {
-			return 0, err
-		}
-		start := time.Now()
-		if err := fn(); err != nil {
-			return 0, err
-		}
-		d = append(d, time.Since(start))
-	}
+func medianOf(d []time.Duration) time.Duration {
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	return d[len(d)/2], nil
+	return d[len(d)/2]
 }
 
 // fetchBenchACI builds an uncompressed ACI of about size bytes of random data.

@@ -258,3 +258,59 @@ func supportedList() string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// New builds an isolator from its name and JSON-encodable value, decoded
+// the way a manifest's would be, so that Value() is populated (appc's own
+// AsIsolator helpers leave some values empty until a JSON round trip).
+func New(name types.ACIdentifier, value any) (types.Isolator, error) {
+	raw, err := json.Marshal(value)
+	if err != nil {
+		return types.Isolator{}, err
+	}
+	doc, _ := json.Marshal(map[string]json.RawMessage{"name": json.RawMessage(strconvQuote(string(name))), "value": raw})
+	var iso types.Isolator
+	if err := json.Unmarshal(doc, &iso); err != nil {
+		return types.Isolator{}, fmt.Errorf("isolator %s: %w: %v", name, ErrInvalid, err)
+	}
+	if err := ValidateList(types.Isolators{iso}, "isolator"); err != nil {
+		return types.Isolator{}, err
+	}
+	return iso, nil
+}
+
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// families are isolators that exclude each other: an override of one
+// replaces every member of its family.
+var families = [][]types.ACIdentifier{
+	{types.LinuxCapabilitiesRetainSetName, types.LinuxCapabilitiesRevokeSetName},
+	{types.LinuxSeccompRetainSetName, types.LinuxSeccompRemoveSetName},
+}
+
+// Override returns base with each isolator of overrides replacing those
+// of base with the same name, or of the same family (a --caps-retain
+// replaces an image's capabilities-remove-set too, as in rkt). stage0
+// uses it to apply the command line's isolators to an image's.
+func Override(base, overrides types.Isolators) types.Isolators {
+	replaced := map[types.ACIdentifier]bool{}
+	for _, o := range overrides {
+		replaced[o.Name] = true
+		for _, fam := range families {
+			if isIn(o.Name, fam) {
+				for _, n := range fam {
+					replaced[n] = true
+				}
+			}
+		}
+	}
+	out := types.Isolators{}
+	for _, b := range base {
+		if !replaced[b.Name] {
+			out = append(out, b)
+		}
+	}
+	return append(out, overrides...)
+}

@@ -131,3 +131,26 @@ func TestValidatePod(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestOverrideAndNew(t *testing.T) {
+	base := isolators(t, `[{"name":"os/linux/capabilities-remove-set","value":{"set":["CAP_KILL"]}},{"name":"resource/memory","value":{"limit":"1G"}}]`)
+	retain, err := New(types.LinuxCapabilitiesRetainSetName, map[string][]string{"set": {"CAP_CHOWN"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := New(types.ResourceMemoryName, map[string]string{"limit": "32Mi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := Override(base, types.Isolators{retain, mem})
+	s, err := ForApp(&types.App{Isolators: out}, 0)
+	if err != nil {
+		t.Fatalf("%v: %+v", err, out)
+	}
+	if len(out) != 2 || s.Limits.MemoryBytes != 32<<20 || !reflect.DeepEqual(s.Capabilities, []string{"CAP_CHOWN"}) {
+		t.Fatalf("override: %+v %+v", out, s)
+	}
+	if _, err := New("os/linux/bogus", 1); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("New of an unknown isolator: %v", err)
+	}
+}

@@ -13,7 +13,12 @@ DIST_UNITS := $(wildcard dist/systemd/*.service dist/systemd/*.socket dist/syste
 .PHONY: dist install-dist
 dist: $(DIST)/.done
 
-$(DIST)/.done: $(BIN)/rkt $(DIST_UNITS) $(wildcard dist/examples/*) mk/dist.mk
+# The units embed BINDIR: regenerate them when it changes.
+$(BUILD)/.dist-bindir: FORCE
+	@mkdir -p $(@D)
+	@echo '$(BINDIR)' | cmp -s - $@ || echo '$(BINDIR)' > $@
+
+$(DIST)/.done: $(BIN)/rkt $(DIST_UNITS) $(wildcard dist/examples/*) mk/dist.mk $(BUILD)/.dist-bindir
 	rm -rf $(DIST).tmp
 	mkdir -p $(DIST).tmp/man/man1 $(DIST).tmp/bash-completion $(DIST).tmp/zsh $(DIST).tmp/systemd $(DIST).tmp/examples
 	SOURCE_DATE_EPOCH=$(DIST_EPOCH) $(BIN)/rkt gen-docs --man $(DIST).tmp/man/man1

@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,6 +42,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 	ot "github.com/rktng/rkt/pkg/ociconv/ocitest"
+	"golang.org/x/sys/unix"
 )
 
 // dkCA is a certificate authority made for one test, and the PEM file
@@ -290,6 +292,7 @@ func layeredImage(t *testing.T, oci bool) v1.Image {
 		ot.Dir("c"), ot.File("c/old", "old"), ot.Dir("c/olddir"), ot.File("c/olddir/f", "f"),
 		ot.File("shared", "shared0"), ot.Hardlink("shared-link", "shared"),
 		ot.Entry{Name: "suid", Body: "s", Mode: 0o4750, Uid: 7, Gid: 8},
+		ot.Entry{Name: "xattr", Body: "x", Xattrs: map[string]string{"user.rkt": "kept"}},
 	)
 	l1 := ot.Layer(oci,
 		ot.Whiteout("a", "x"), ot.Whiteout("", "b"),
@@ -352,6 +355,14 @@ func checkRootfs(t *testing.T, root string) {
 	}
 	if fi.Mode()&fs.ModeSetuid == 0 || fi.Mode().Perm() != 0o750 {
 		t.Errorf("suid mode %v, want setuid 0750", fi.Mode())
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != 7 || st.Gid != 8 {
+		t.Errorf("suid owner %+v, want 7:8", fi.Sys())
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Lgetxattr(filepath.Join(root, "xattr"), "user.rkt", buf)
+	if err != nil || string(buf[:n]) != "kept" {
+		t.Errorf("xattr user.rkt = %q (%v), want kept", buf[:max(n, 0)], err)
 	}
 }
 

@@ -49,6 +49,15 @@ func newRootCommand() *cobra.Command {
 	for _, add := range commands {
 		root.AddCommand(add())
 	}
+	// paths.d's data directory applies unless --dir was given, as in rkt.
+	// A broken configuration is left for the commands that read it to report.
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		if f := cmd.Flag("dir"); f != nil && !f.Changed {
+			if c, err := loadConfig(); err == nil && c.Paths.Data != "" {
+				globals.Dir = c.Paths.Data
+			}
+		}
+	}
 	return root
 }
 

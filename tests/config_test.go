@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,4 +79,36 @@ func TestConfigMalformedFileIsOneLine(t *testing.T) {
 	if r.Stdout != "" {
 		t.Errorf("half-printed output: %q", r.Stdout)
 	}
+}
+
+// TestConfigPathsDataIsTheDefaultDir: without --dir, paths.d's data is where
+// images go; --dir still wins over it.
+func TestConfigPathsDataIsTheDefaultDir(t *testing.T) {
+	e := newEnv(t)
+	data := filepath.Join(e.root, "from-paths-d")
+	writeConfig(t, e.LocalConfig, "paths.d/data.json", `{"rktKind": "paths", "rktVersion": "v1", "data": "`+data+`"}`)
+	// Without --dir a regression would use /var/lib/rkt: give these runs a
+	// private mount namespace with a tmpfs there, so the host's is never
+	// touched whatever happens.
+	noDir := func(args ...string) result {
+		cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private",
+			"sh", "-c", `mount -t tmpfs rkt-test /var/lib && exec "$0" "$@"`, rktBin(),
+			"--local-config=" + e.LocalConfig, "--system-config=" + e.SystemConfig,
+			"--user-config=" + e.UserConfig}, args...)...)
+		return e.RunCmd(cmd)
+	}
+	if r := noDir("--insecure-options=image", "fetch", testImage("busybox.aci")); r.Code != 0 {
+		t.Fatalf("fetch without --dir: %s", r)
+	}
+	if r := noDir("image", "list", "--no-legend"); !strings.Contains(r.Stdout, "rktng.io/test/busybox") {
+		t.Errorf("image list without --dir does not show the image fetched there: %s", r)
+	}
+	if _, err := os.Stat(filepath.Join(data, "cas")); err != nil {
+		t.Errorf("nothing stored under paths.d's data %s: %v", data, err)
+	}
+	if out := e.MustRun("image", "list", "--no-legend"); strings.Contains(out, "rktng.io/test/busybox") {
+		t.Errorf("--dir=%s lists an image stored under paths.d's data:\n%s", e.Dir, out)
+	}
+	// The test's gc runs with --dir; collect this store's nothing-to-do too.
+	_ = noDir("gc", "--grace-period=0s")
 }

@@ -292,6 +292,7 @@ func TestRefusals(t *testing.T) {
 		"path leaving the root":       {ot.File("../../etc/evil", "1")},
 		"hard link leaving the root":  {ot.File("a", "1"), ot.Hardlink("b", "../a")},
 		"hard link to a directory":    {ot.Dir("d"), ot.Hardlink("b", "d")},
+		"entries below a symlink":     {ot.Symlink("etc", "/"), ot.File("etc/passwd", "x")},
 	}
 	for name, entries := range cases {
 		t.Run(name, func(t *testing.T) {

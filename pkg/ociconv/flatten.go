@@ -242,6 +242,14 @@ func scan(ctx context.Context, n int, open layerSource) (*plan, error) {
 			pl.carrierOf[src] = l
 		}
 	}
+	// One layer with both a non-directory at p and entries below p cannot
+	// be extracted without writing through a symlink; refuse it before
+	// anything is written.
+	for p, e := range pl.last {
+		if l, ok := pl.below[p]; ok && !e.dir && l == e.layer && pl.alive(p, e) {
+			return nil, bad("layer %d: %q holds entries but is not a directory", e.layer, p)
+		}
+	}
 	for name, s := range pl.smallSeq {
 		if e := pl.last[name]; e.seq != s || !pl.alive(name, e) {
 			delete(pl.small, name)
@@ -343,9 +351,16 @@ func (em *emitter) ensureDir(p string) error {
 		}
 	}
 	var h *tar.Header
-	if e, ok := em.pl.last[p]; ok && e.dir && em.pl.alive(p, e) {
+	e, ok := em.pl.last[p]
+	switch {
+	case ok && e.dir && em.pl.alive(p, e):
 		h = outHeader(em.pl.dirHdr[p], p)
-	} else {
+	case ok && em.pl.alive(p, e):
+		// Only one layer putting both a file (or symlink) at p and entries
+		// below p gets here: extracting that would write through the
+		// symlink, or fail.
+		return bad("%q holds entries but is not a directory", p)
+	default:
 		h = em.syntheticDir(p)
 	}
 	em.dirDone[p] = true

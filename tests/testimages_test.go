@@ -2,9 +2,11 @@ package tests
 
 import (
 	"archive/tar"
+	"bufio"
 	"compress/gzip"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -249,8 +251,51 @@ func TestInspectProgram(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &j); err != nil || j["env:FOO"] != "bar" {
 		t.Errorf("-json: %v: %q", err, out)
 	}
-	m, out, _ = run("-print-cgroup-memory", "-print-cgroup-cpu")
-	if m["memory.limit"] == "" || m["cpu.quota_us"] == "" {
-		t.Errorf("cgroup limits missing:\n%s", out)
+	m, out, _ = run("-print-cgroup-memory", "-print-cgroup-cpu", "-alloc-mb=8")
+	if m["memory.limit"] == "" || m["cpu.quota_us"] == "" || m["alloc.mb"] != "8" {
+		t.Errorf("cgroup limits or allocation missing:\n%s", out)
+	}
+
+	echo := exec.Command(bin, "-stdin-echo")
+	echo.Stdin = strings.NewReader("typed\nlines\n")
+	if b, err := echo.Output(); err != nil || string(b) != "typed\nlines\n" {
+		t.Errorf("-stdin-echo: %q, %v", b, err)
+	}
+
+	// -serve-http: answers / with the hostname, and /exit ends the program
+	// with the -exit code.
+	srv := exec.Command(bin, "-serve-http=127.0.0.1:0", "-exit=7")
+	stdout, err := srv.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Process.Kill()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr := strings.TrimSpace(strings.TrimPrefix(line, "http.listening="))
+	if err != nil || addr == strings.TrimSpace(line) {
+		t.Fatalf("-serve-http printed %q, %v", line, err)
+	}
+	host, _ := os.Hostname()
+	get := func(path string) string {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.TrimSpace(string(b))
+	}
+	if got := get("/"); got != host {
+		t.Errorf("GET / = %q, want the hostname %q", got, host)
+	}
+	if got := get("/exit"); got != "bye" {
+		t.Errorf("GET /exit = %q", got)
+	}
+	err = srv.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 {
+		t.Errorf("after /exit: %v, want exit status 7", err)
 	}
 }

@@ -35,11 +35,7 @@ func init() {
 }
 
 func openStore() (*store.Store, error) {
-	s, err := store.Open(globals.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("cannot open store: %w", err)
-	}
-	return s, nil
+	return store.Open(globals.Dir)
 }
 
 // resolveStored turns an image argument (ID prefix, name[:version] or

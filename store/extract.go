@@ -327,6 +327,9 @@ func (x *extractor) extractLayer(ctx context.Context, layer int, plan *layerPlan
 		if err != nil {
 			return unsafeErr(hdr.Name, "%v", err)
 		}
+		if name == "." {
+			continue
+		}
 		if name == "manifest" {
 			if plan.manifest {
 				if err := x.writeManifest(tr, hdr); err != nil {

@@ -524,6 +524,12 @@ func checkACI(r io.Reader, comp Compression) (*schema.ImageManifest, []byte, err
 		if err != nil {
 			return nil, nil, entryErr(hdr.Name, "%w", err)
 		}
+		if name == "." {
+			if hdr.Typeflag != tar.TypeDir {
+				return nil, nil, entryErr(hdr.Name, "an entry without a name that is not a directory")
+			}
+			goto data
+		}
 		switch hdr.Typeflag {
 		case tar.TypeXGlobalHeader:
 			goto data
@@ -640,11 +646,9 @@ func cleanEntryName(name string) (string, error) {
 			return "", fmt.Errorf("%w: contains \"..\"", ErrUnsafePath)
 		}
 	}
-	n := path.Clean(name)
-	if n == "." {
-		return "", errors.New("empty name")
-	}
-	return n, nil
+	// "." (an archive made with `tar -C dir .` starts with "./") is
+	// returned as is; callers skip it when it is a directory.
+	return path.Clean(name), nil
 }
 
 // checkEntry refuses, from this tar alone, entries that would escape the

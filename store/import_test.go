@@ -268,3 +268,27 @@ func TestImportSourceErrorsAndCancel(t *testing.T) {
 	}
 	assertEmpty(t, s)
 }
+
+func TestImportDotSlashArchive(t *testing.T) {
+	// `tar -C dir -czf x.aci .` names entries "./", "./manifest", ...
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "manifest"), []byte(manifestJSON("example.com/dot", nil, nil, nil)), 0o644)
+	os.MkdirAll(filepath.Join(dir, "rootfs/bin"), 0o755)
+	os.WriteFile(filepath.Join(dir, "rootfs/bin/tool"), []byte("tool"), 0o755)
+	raw, err := exec.Command("tar", "-C", dir, "-czf", "-", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t)
+	info := mustImport(t, s, raw)
+	tree, err := s.Render(context.Background(), info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(tree.Rootfs(), "bin/tool")); string(b) != "tool" {
+		t.Errorf("bin/tool = %q", b)
+	}
+	if _, err := os.Stat(tree.ManifestPath()); err != nil {
+		t.Error(err)
+	}
+}

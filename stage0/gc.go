@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/rktng/rkt/pkg/cgroup"
 	"github.com/rktng/rkt/pkg/lock"
 	"github.com/rktng/rkt/pkg/pod"
 	"golang.org/x/sys/unix"
@@ -134,6 +135,11 @@ func collect(p *pod.Pod, cfg GCConfig) error {
 				fmt.Fprintf(cfg.Log, "pod %s: %v\n", p.UUID, err)
 			}
 		}
+	}
+	// Cgroups a stage1 made for the pod's resource limits (pkg/cgroup
+	// records them in the pod directory), whatever its own gc did.
+	if err := cgroup.RemovePod(p.Dir); err != nil && cfg.Log != nil {
+		fmt.Fprintf(cfg.Log, "pod %s: %v\n", p.UUID, err)
 	}
 	if err := os.RemoveAll(p.Dir); err != nil {
 		return fmt.Errorf("remove pod %s: %w", p.UUID, err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/appc/spec/schema/types"
 	"github.com/rktng/rkt/pkg/appexec"
+	"github.com/rktng/rkt/pkg/cgroup"
 	"github.com/rktng/rkt/pkg/pod"
 	"golang.org/x/sys/unix"
 )
@@ -46,6 +47,10 @@ func enter(args []string) int {
 	}
 	cfg.Rootfs = root
 	cfg.Exec = cmd
+	// The app's cgroups too, so that the command is under its limits.
+	if cfg.CgroupDirs, err = cgroup.ProcessDirs(pid); err != nil {
+		return fail("enter: %v", err)
+	}
 	cfg.ReadOnlyRootfs = false // already so, if the app's is
 	err = appexec.Exec(cfg)
 	return fail("enter: %v", err)

@@ -62,6 +62,11 @@ func run(args []string) int {
 	if err != nil {
 		return fail("run: %v", err)
 	}
+	// Resource isolators: a cgroup made host-side, joined by the app
+	// (through the launcher), removed by gc (pkg/cgroup's state file).
+	if cfg.CgroupDirs, err = isolators.CreateCgroup(podDir, pos[0], name, ra.App); err != nil {
+		return fail("run: %v", err)
+	}
 	if err := setupMounts(podDir, pm, ra, rootfs); err != nil {
 		return fail("run: app %s: %v", name, err)
 	}
@@ -235,7 +240,7 @@ func startApp(c *appexec.Config) (int, error) {
 	if err := c.Validate(); err != nil {
 		return 0, err
 	}
-	if !c.DisableCapabilities || !c.DisableSeccomp || (!c.DisablePaths && (len(c.ReadOnlyPaths) > 0 || len(c.MaskedPaths) > 0)) || c.OOMScoreAdj != nil {
+	if !c.DisableCapabilities || !c.DisableSeccomp || len(c.CgroupDirs) > 0 || (!c.DisablePaths && (len(c.ReadOnlyPaths) > 0 || len(c.MaskedPaths) > 0)) || c.OOMScoreAdj != nil {
 		return startLauncher(c)
 	}
 	if c.ReadOnlyRootfs {

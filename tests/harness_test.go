@@ -125,8 +125,8 @@ func (e *env) RunCmd(cmd *exec.Cmd) result {
 	case err = <-done:
 	case <-ctx.Done():
 		_ = cmd.Process.Kill()
-		err = <-done
-		e.t.Fatalf("%v timed out", cmd.Args)
+		<-done
+		e.t.Fatalf("%v timed out\nstdout:\n%s\nstderr:\n%s", cmd.Args, out.String(), errb.String())
 	}
 	r := result{Stdout: out.String(), Stderr: errb.String()}
 	var ee *exec.ExitError

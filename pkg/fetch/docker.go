@@ -340,19 +340,28 @@ func (f *Fetcher) convertAndImport(ctx context.Context, orig string, img v1.Imag
 	}()
 	info, ierr := f.cfg.Store.Import(ctx, pr, store.ImportOptions{SourceURL: rem.URL, Remote: rem})
 	// Unblock the converter if the store stopped reading early.
-	pr.CloseWithError(errors.New("store stopped reading"))
+	pr.CloseWithError(errStoreStopped)
 	cerr := <-convErr
-	if cerr != nil {
+	switch {
+	case cerr != nil && !errors.Is(cerr, errStoreStopped):
+		// The conversion's failure is the cause; the store only saw a
+		// stream cut short. Should it have committed anyway, undo that.
 		if ierr == nil {
 			_ = f.cfg.Store.RemoveImage(info.ID)
 		}
 		return "", cerr
-	}
-	if ierr != nil {
+	case ierr != nil:
 		return "", ierr
+	case cerr != nil:
+		_ = f.cfg.Store.RemoveImage(info.ID)
+		return "", errors.New("the store stopped reading the converted image before its end")
 	}
 	return info.ID, nil
 }
+
+// errStoreStopped is what the converter sees when the store returned
+// before reading the whole ACI (having refused it, usually).
+var errStoreStopped = errors.New("store stopped reading")
 
 // progressImage reports the compressed bytes its layers deliver.
 type progressImage struct {

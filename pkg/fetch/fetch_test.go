@@ -130,3 +130,44 @@ func TestDownloadResumes(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestDownloadStallResumes: a body that stops arriving (connection open,
+// no bytes) is abandoned after the stall timeout and resumed.
+func TestDownloadStallResumes(t *testing.T) {
+	data := make([]byte, 1<<20)
+	_, _ = rand.Read(data)
+	release := make(chan struct{})
+	defer close(release)
+	var mu sync.Mutex
+	first := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		stall := first
+		first = false
+		mu.Unlock()
+		w.Header().Set("ETag", `"s"`)
+		if stall {
+			w.Header().Set("Accept-Ranges", "bytes")
+			w.Header().Set("Content-Length", itoa(int64(len(data))))
+			_, _ = w.Write(data[:100<<10])
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	defer srv.Close()
+	f := newFetcher(Config{InsecureAllowHTTP: true, StallTimeout: 300 * time.Millisecond})
+	d, err := f.openDownload(context.Background(), srv.URL+"/s.aci", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got, err := io.ReadAll(d)
+	if err != nil || !bytes.Equal(got, data) || d.resumes != 1 {
+		t.Fatalf("err %v, %d bytes, equal %v, %d resumes", err, len(got), bytes.Equal(got, data), d.resumes)
+	}
+}

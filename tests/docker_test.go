@@ -724,3 +724,25 @@ func TestDockerMultiPlatform(t *testing.T) {
 		}
 	}
 }
+
+// TestDockerBadImage: an image whose layer climbs out of the root, or
+// links to a file it does not have, is refused in one line with nothing
+// stored.
+func TestDockerBadImage(t *testing.T) {
+	reg := newDkRegistry(t, nil, "", "")
+	e := newDkEnv(t, nil)
+	for tag, c := range map[string]struct {
+		want    string
+		entries []ot.Entry
+	}{
+		"escape":   {"path leaves the root", []ot.Entry{ot.File("../../etc/evil", "x")}},
+		"hardlink": {`target "nope" is not in the image`, []ot.Entry{ot.Hardlink("a", "nope")}},
+	} {
+		img, err := ot.Image(false, v1.Config{Cmd: []string{"/x"}}, ot.Layer(false, ot.File("ok", "1")), ot.Layer(false, c.entries...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg.push("bad/app:"+tag, img)
+		e.mustRefuse(c.want, "--insecure-options=image,http", "fetch", "docker://"+reg.Host+"/bad/app:"+tag)
+	}
+}

@@ -71,6 +71,11 @@ if has run && [ -f "$images/stage1-fly.aci" ]; then
 	section "A pod with the fly stage1 (chroot, host network)"
 	must --insecure-options=image run --stage1-path="$images/stage1-fly.aci" \
 		rktng.io/test/inspect -- -print-user -print-cwd -print-hostname
+	if "$rkt" run --help 2>/dev/null | grep -q -- '--memory'; then
+		printf 'A memory limit, read back by the app from its own cgroup:\n'
+		must --insecure-options=image run --stage1-path="$images/stage1-fly.aci" \
+			rktng.io/test/inspect --memory=64M -- -print-cgroup-memory
+	fi
 	printf 'An app exit code passes through:\n'
 	step --insecure-options=image run --stage1-path="$images/stage1-fly.aci" \
 		rktng.io/test/inspect -- -print-msg="exiting with 3" -exit=3

@@ -472,3 +472,24 @@ func TestFetchInterrupted(t *testing.T) {
 	}
 	e.noTemps()
 }
+
+// TestFetchCertDir: the CA can come from SSL_CERT_DIR as well.
+func TestFetchCertDir(t *testing.T) {
+	e := newFtEnv(t)
+	k := libKey(t, "ed25519", nil)
+	e.trust("", k)
+	aci := ftImage{name: "127.0.0.1/certdir/app", version: "1"}.build(t)
+	e.publish("/cd.aci", aci, &k)
+	run := func(env ...string) result {
+		cmd := e.Cmd("fetch", "--pull-policy=update", e.srv.URL("/cd.aci"))
+		cmd.Env = append(cmd.Env, env...)
+		return e.RunCmd(cmd)
+	}
+	certDir := filepath.Dir(e.ca.pemPath)
+	if r := run("SSL_CERT_FILE=/nonexistent", "SSL_CERT_DIR="+certDir); r.Code != 0 {
+		t.Fatalf("fetch with the CA in SSL_CERT_DIR: %s", r)
+	}
+	if r := run("SSL_CERT_FILE=/nonexistent", "SSL_CERT_DIR="+t.TempDir()); r.Code == 0 || !strings.Contains(r.Stderr, "certificate") {
+		t.Fatalf("fetch without the CA: %s", r)
+	}
+}

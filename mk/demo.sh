@@ -77,10 +77,11 @@ if has run && [ -f "$images/stage1-fly.aci" ]; then
 			rktng.io/test/inspect --memory=64M -- -print-cgroup-memory
 	fi
 	printf 'An app exit code passes through:\n'
-	step --insecure-options=image run --stage1-path="$images/stage1-fly.aci" \
+	step --insecure-options=image run --stage1-path="$images/stage1-fly.aci" --uuid-file-save="$tmp/uuid" \
 		rktng.io/test/inspect -- -print-msg="exiting with 3" -exit=3
 	rc=$?
 	[ $rc -eq 3 ] || failed="$failed\n  exit code passthrough gave $rc, want 3"
+	[ -s "$tmp/uuid" ] && has status && must status "$(cat "$tmp/uuid")"
 	has list && must list
 	# The pods ran on the tree store's render of the image; verify checks it.
 	has image verify && must image verify rktng.io/test/inspect

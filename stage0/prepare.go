@@ -404,17 +404,8 @@ func runtimeApp(cfg PrepareConfig, name types.ACName, a App, img *Image) (*schem
 		env.Set(ev.Name, ev.Value)
 	}
 	app.Environment = env
-	for _, iso := range a.Isolators {
-		replaced := false
-		for i := range app.Isolators {
-			if app.Isolators[i].Name == iso.Name {
-				app.Isolators[i] = iso
-				replaced = true
-			}
-		}
-		if !replaced {
-			app.Isolators = append(app.Isolators, iso)
-		}
+	if len(a.Isolators) > 0 {
+		app.Isolators = isolators.Override(app.Isolators, a.Isolators)
 	}
 	if app.UserAnnotations == nil && len(a.UserAnnotations) > 0 {
 		app.UserAnnotations = types.UserAnnotations{}

@@ -306,3 +306,28 @@ func TestFlyHostMountTableUnchanged(t *testing.T) {
 		}
 	}
 }
+
+// The fly applies an app's os/linux isolators (image's, overridden by the
+// flags) through pkg/appexec; an app without any keeps root's full set.
+func TestFlyIsolators(t *testing.T) {
+	e := flyEnv(t)
+	e.Fetch("inspect-isolators.aci")
+	img := "rktng.io/test/inspect-isolators"
+	r := e.fly(img, "--exec=/inspect", "--", "-print-caps", "-print-nnp")
+	m := parseInspect(r.Stdout)
+	if r.Code != 0 || m["cap.eff.names"] != "CAP_CHOWN,CAP_NET_BIND_SERVICE" || m["no_new_privs"] != "1" {
+		t.Fatalf("image isolators: %s", r)
+	}
+	r = e.fly(img, "--caps-retain=CAP_KILL", "--exec=/inspect", "--", "-print-caps")
+	if m := parseInspect(r.Stdout); r.Code != 0 || m["cap.bnd.names"] != "CAP_KILL" {
+		t.Fatalf("--caps-retain over the image's set: %s", r)
+	}
+	r = e.Run(append([]string{"--insecure-options=capabilities"}, flyArgs(img, "--exec=/inspect", "--", "-print-caps")...)...)
+	if m := parseInspect(r.Stdout); r.Code != 0 || !strings.Contains(m["cap.bnd.names"], "CAP_SYS_ADMIN") {
+		t.Fatalf("--insecure-options=capabilities: %s", r)
+	}
+	r = e.fly(inspectName, "--", "-print-caps", "-print-nnp")
+	if m := parseInspect(r.Stdout); r.Code != 0 || !strings.Contains(m["cap.eff.names"], "CAP_SYS_ADMIN") || m["no_new_privs"] != "0" {
+		t.Fatalf("app without isolators: %s", r)
+	}
+}

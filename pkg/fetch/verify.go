@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -183,7 +184,9 @@ func manifestName(r io.Reader) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if hdr.Name != "manifest" && hdr.Name != "./manifest" {
+		// The same test the store applies, so both read the same entry
+		// (the store refuses an image with two).
+		if path.Clean(hdr.Name) != "manifest" {
 			continue
 		}
 		var m struct {

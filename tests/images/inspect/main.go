@@ -449,12 +449,16 @@ func cgroupDir(controller string) (dir, top string, version int, err error) {
 		if !ok {
 			return "", "", false
 		}
+		fallback := ""
 		for _, m := range ms {
 			if v == 1 && (m.fstype != "cgroup" || !hasOpt(m.superOpts, ctrl)) {
 				continue
 			}
 			if v == 2 && m.fstype != "cgroup2" {
 				continue
+			}
+			if fallback == "" {
+				fallback = m.target
 			}
 			rel := p
 			if m.root != "/" {
@@ -469,7 +473,9 @@ func cgroupDir(controller string) (dir, top string, version int, err error) {
 			}
 			return m.target, m.target, true
 		}
-		return "", "", false
+		// The hierarchy is mounted but shows a subtree this process's path
+		// is not in (a container's view): its top is the best guess.
+		return fallback, fallback, fallback != ""
 	}
 	if controller != "" {
 		if d, t, ok := try(controller, 1); ok {

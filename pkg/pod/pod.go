@@ -260,13 +260,44 @@ func (p *Pod) Pid() (int, error) { return readInt(p.Path(PIDFile)) }
 // Ppid returns the process stage1 recorded in ppid.
 func (p *Pod) Ppid() (int, error) { return readInt(p.Path(PPIDFile)) }
 
-// NamespacePid is the process whose mount namespace holds the pod's mounts
-// (stage0's private namespace): ppid when stage1 wrote one, else pid.
+// NamespacePid is a process in the mount namespace holding the pod's
+// mounts (the private namespace stage0 made before exec'ing stage1): the
+// holder of the pod's lock, which is stage0 itself become stage1's run
+// entrypoint; failing that, ppid, then pid.
 func (p *Pod) NamespacePid() (int, error) {
+	if pid, err := p.LockHolder(); err == nil && ProcessAlive(pid) {
+		return pid, nil
+	}
 	if pid, err := p.Ppid(); err == nil {
 		return pid, nil
 	}
 	return p.Pid()
+}
+
+// LockHolder finds, in /proc/locks, the process holding the flock on the
+// pod directory.
+func (p *Pod) LockHolder() (int, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(p.Dir, &st); err != nil {
+		return 0, err
+	}
+	want := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		// "1: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE 0 EOF"; waiters
+		// are listed with "->" and hold nothing.
+		f := strings.Fields(line)
+		if len(f) < 6 || f[1] != "FLOCK" || f[5] != want {
+			continue
+		}
+		if pid, err := strconv.Atoi(f[4]); err == nil {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("pod %s: no process holds its lock", p.UUID)
 }
 
 func readInt(path string) (int, error) {

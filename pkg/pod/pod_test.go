@@ -105,3 +105,24 @@ func TestExitCodeFromOverlayUpper(t *testing.T) {
 		t.Fatal("exit code of an app that never exited")
 	}
 }
+
+func TestLockHolder(t *testing.T) {
+	dir := t.TempDir()
+	uuid := "dddddddd-2222-4333-8444-555555555555"
+	d := mkpod(t, dir, Run, uuid)
+	p, _ := Open(dir, uuid)
+	if _, err := p.LockHolder(); err == nil {
+		t.Fatal("holder of an unlocked pod")
+	}
+	l, err := lock.Open(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.TryExclusive(); err != nil {
+		t.Fatal(err)
+	}
+	if pid, err := p.LockHolder(); err != nil || pid != os.Getpid() {
+		t.Fatalf("LockHolder = %d, %v; want %d", pid, err, os.Getpid())
+	}
+}

@@ -1,0 +1,109 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startIso starts a pod under flavor f in the background and waits until
+// it is ready; it returns the command and the pod's UUID.
+func (e *env) startIso(f isoFlavor, args ...string) (*exec.Cmd, string) {
+	e.t.Helper()
+	uuidFile := filepath.Join(e.root, "uuid-"+time.Now().Format("150405.000000000"))
+	full := append([]string{"run", "--stage1-path=" + f.image, "--uuid-file-save=" + uuidFile}, f.podFlags...)
+	cmd := e.Cmd(append(full, args...)...)
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_, _ = cmd.Process.Wait()
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if b, err := os.ReadFile(uuidFile); err == nil && len(b) > 0 {
+			uuid := strings.TrimSpace(string(b))
+			e.MustRun("status", "--wait-ready=30s", uuid)
+			return cmd, uuid
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("pod did not start: %v", cmd.Args)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// An entered command gets exactly the app's restrictions: its bounding
+// and effective capability sets, no_new_privs, seccomp filter and cgroup
+// limits (rkt's enter gave every capability and no filter:
+// CVE-2019-10144, -10145, -10147).
+func TestEnterCannotExceedApp(t *testing.T) {
+	eachFlavor(t, func(t *testing.T, e *env, f isoFlavor) {
+		cmd, uuid := e.startIso(f, inspectName, "--caps-retain=CAP_KILL,CAP_CHOWN", "--no-new-privileges",
+			"--seccomp=mode=remove,errno=EPERM,@rkt/default-blacklist,sethostname", "--memory=96Mi",
+			"--", "-sleep=120s")
+		probe := []string{"/inspect", "-print-caps", "-print-nnp", "-print-seccomp", "-print-cgroup-memory",
+			"-check-syscall=sethostname", "-check-syscall=mount", "-check-syscall=swapoff", "-check-syscall=unshare", "-exit=0"}
+		r := e.Run(append([]string{"enter", uuid}, probe...)...)
+		m := parseInspect(r.Stdout)
+		if r.Code != 0 {
+			t.Fatalf("enter: %s", r)
+		}
+		if m["cap.bnd.names"] != "CAP_CHOWN,CAP_KILL" || m["cap.eff.names"] != "CAP_CHOWN,CAP_KILL" {
+			t.Errorf("entered command capabilities: bounding %q effective %q, want the app's CAP_CHOWN,CAP_KILL", m["cap.bnd.names"], m["cap.eff.names"])
+		}
+		if m["no_new_privs"] != "1" || m["seccomp"] != "2" {
+			t.Errorf("entered command: no_new_privs %q seccomp %q", m["no_new_privs"], m["seccomp"])
+		}
+		for _, sc := range []string{"sethostname", "mount", "swapoff", "unshare"} {
+			if m["syscall:"+sc] != "EPERM" {
+				t.Errorf("entered command escaped the app's filter: %s = %q", sc, m["syscall:"+sc])
+			}
+		}
+		if m["memory.limit"] != "100663296" {
+			t.Errorf("entered command is not under the app's memory limit: %q (%s)", m["memory.limit"], m["memory.cgroup"])
+		}
+		// Allocating beyond the app's limit kills the entered command.
+		r = e.Run("enter", uuid, "/inspect", "-alloc-mb=300")
+		if r.Code == 0 || strings.Contains(r.Stdout, "alloc.mb=300") {
+			t.Errorf("entered command allocated beyond the app's limit: %s", r)
+		}
+		// Still the app's pod after all that.
+		if st := parseInspect(e.MustRun("status", uuid)); st["state"] != "running" {
+			t.Errorf("pod state after enter: %v", st)
+		}
+		e.MustRun("stop", uuid)
+		exitCode(t, cmd)
+	})
+}
+
+// Under the default stage1, an app without isolators has the default set,
+// and so does a command entered into it: no CAP_SYS_ADMIN, no mount.
+func TestEnterDefaultsNspawn(t *testing.T) {
+	for _, f := range isoFlavors(t) {
+		if f.name != "nspawn" {
+			continue
+		}
+		e := newEnv(t)
+		e.Fetch("inspect.aci")
+		cmd, uuid := e.startIso(f, inspectName, "--", "-sleep=120s")
+		r := e.Run("enter", uuid, "/inspect", "-print-caps", "-print-seccomp", "-check-syscall=mount", "-print-pid", "-exit=0")
+		m := parseInspect(r.Stdout)
+		if r.Code != 0 {
+			t.Fatalf("enter: %s", r)
+		}
+		if strings.Contains(m["cap.bnd.names"], "CAP_SYS_ADMIN") || m["seccomp"] != "2" || m["syscall:mount"] != "EPERM" {
+			t.Errorf("entered command exceeds the app: %s", r.Stdout)
+		}
+		e.MustRun("stop", uuid)
+		exitCode(t, cmd)
+		return
+	}
+	t.Skip("needs the nspawn stage1 (build/images/stage1.aci)")
+}

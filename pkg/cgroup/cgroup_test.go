@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // A child of the test binary joins the cgroup directories in this
@@ -137,5 +139,55 @@ func TestProcessDirs(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(d, "cgroup.procs")); err != nil {
 			t.Errorf("%s: %v", d, err)
 		}
+	}
+}
+
+func TestSystemdProperties(t *testing.T) {
+	p := Limits{MemoryBytes: 64 << 20, CPUMilli: 250, CPUShares: 1024}.SystemdProperties()
+	want := []string{"MemoryMax=67108864", "MemorySwapMax=0", "CPUQuota=25%", "CPUWeight=39"}
+	if strings.Join(p, " ") != strings.Join(want, " ") {
+		t.Fatalf("got %v, want %v", p, want)
+	}
+}
+
+// BindInto, then joining through the bound path, puts a process under
+// the limit: run in a private mount namespace so no mount is left.
+func TestBindIntoAndJoin(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1)")
+	}
+	if os.Getenv("CGROUP_TEST_BIND") == "" {
+		cmd := exec.Command("unshare", "-m", "--propagation", "private", os.Args[0], "-test.run=^TestBindIntoAndJoin$", "-test.v")
+		cmd.Env = append(os.Environ(), "CGROUP_TEST_BIND=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS") {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return
+	}
+	podDir, root := t.TempDir(), t.TempDir()
+	cg, err := CreateApp(podDir, fmt.Sprintf("bindtest-%d", os.Getpid()), "app", Limits{MemoryBytes: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = RemovePod(podDir) }()
+	inPod, err := BindInto(cg.Dirs, root, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, p := range inPod {
+		dirs = append(dirs, filepath.Join(root, p))
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = []string{joinEnv + "=" + strings.Join(dirs, ":"), allocEnv + "=128", "GOGC=off"}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() {
+		t.Fatalf("128 MiB through the bound cgroup of 32 MiB: %v: %s", err, out)
+	}
+	for _, d := range dirs {
+		_ = unix.Unmount(d, unix.MNT_DETACH)
 	}
 }

@@ -1,0 +1,230 @@
+package stage1
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/rktng/rkt/pkg/appexec"
+	"golang.org/x/sys/unix"
+)
+
+// The modes below run inside the pod, started by its systemd.
+
+// teeName is the argv[0] of the launcher's output tee; teeDetach the
+// intermediate process that starts it detached from the app.
+const (
+	teeName   = "iotee"
+	teeDetach = "--detach"
+)
+
+// Launch is the launcher mode (`/appexec CONFIG`), every app's ExecStart
+// and every event handler's. With RKT_IOMUX set it first puts a detached
+// tee between its stdout/stderr (the journal) and the app, so that the
+// app's output also reaches the run entrypoint; then pkg/appexec turns
+// this process into the app. It returns only on failure.
+func Launch(args []string) int {
+	if len(args) == 1 {
+		if dir := os.Getenv("RKT_IOMUX"); dir != "" {
+			os.Unsetenv("RKT_IOMUX")
+			app := strings.SplitN(filepath.Base(args[0]), ".", 2)[0]
+			if err := startTee(dir, app); err != nil {
+				fmt.Fprintf(os.Stderr, "appexec: output relay of %s: %v\n", app, err)
+			}
+		}
+		// The app's own config (not an event handler's): record the PID,
+		// which the app keeps across exec, for `rkt enter`.
+		if base := strings.TrimSuffix(filepath.Base(args[0]), ".json"); !strings.Contains(base, ".") {
+			_ = writeFile(filepath.Join(pidsDir, base), strconv.Itoa(os.Getpid()))
+		}
+	}
+	return appexec.Main(args, os.Stderr)
+}
+
+// startTee starts the tee and points our stdout and stderr at it.
+func startTee(dir, app string) error {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self, teeDetach, dir, app)
+	cmd.Args[0] = teeName
+	cmd.ExtraFiles = []*os.File{outR, errR}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return err
+	}
+	outR.Close()
+	errR.Close()
+	if err := unix.Dup3(int(outW.Fd()), 1, 0); err != nil {
+		return err
+	}
+	if err := unix.Dup3(int(errW.Fd()), 2, 0); err != nil {
+		return err
+	}
+	outW.Close()
+	errW.Close()
+	return nil
+}
+
+// Tee is the tee mode: fd 3 is the app's stdout, fd 4 its stderr; each
+// goes to our own stdout/stderr (the journal) and into the app's FIFO for
+// the run entrypoint. Run with teeDetach first, it starts itself again and
+// returns at once, so that the tee is no child of the app (an app that
+// reaps every child would otherwise wait for it).
+func Tee(args []string) int {
+	if len(args) == 3 && args[0] == teeDetach {
+		self, err := os.Executable()
+		if err != nil {
+			return 1
+		}
+		cmd := exec.Command(self, args[1:]...)
+		cmd.Args[0] = teeName
+		cmd.ExtraFiles = []*os.File{os.NewFile(3, "stdout"), os.NewFile(4, "stderr")}
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return 1
+		}
+		return 0
+	}
+	if len(args) != 2 {
+		return 2
+	}
+	// The tee outlives the app by the time it takes to drain: systemd's
+	// SIGTERM to the unit's remaining processes must not cut it short.
+	signal.Ignore(unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGPIPE)
+	dir, app := args[0], args[1]
+	var wg sync.WaitGroup
+	for i, s := range []string{"stdout", "stderr"} {
+		src := os.NewFile(uintptr(3+i), s)
+		journal := os.NewFile(uintptr(1+i), s)
+		fifo := openFIFO(filepath.Join(dir, app+"."+s))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tee(src, journal, fifo)
+		}()
+	}
+	wg.Wait()
+	return 0
+}
+
+// openFIFO opens the run entrypoint's FIFO for writing, or returns nil if
+// nobody reads it (the run entrypoint is gone): then the app's output
+// still reaches the journal.
+func openFIFO(path string) *os.File {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	// Blocking writes: a slow reader slows the app, as a terminal would.
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err == nil {
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_NONBLOCK)
+	}
+	return os.NewFile(uintptr(fd), path)
+}
+
+func tee(src io.Reader, journal, fifo *os.File) {
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if fifo != nil {
+				if _, werr := fifo.Write(buf[:n]); werr != nil {
+					fifo.Close()
+					fifo = nil
+				}
+			}
+			if journal != nil {
+				if _, werr := journal.Write(buf[:n]); werr != nil {
+					journal = nil
+				}
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if fifo != nil {
+		fifo.Close()
+	}
+}
+
+// Reap is the reaper mode (`/reaper APP`), every app's last ExecStopPost:
+// it records the app's exit status from systemd's $EXIT_CODE and
+// $EXIT_STATUS in /rkt/status/APP and, once every app of the pod has one,
+// asks systemd to end the pod with the first app's status.
+func Reap(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: reaper APP")
+		return 2
+	}
+	app := args[0]
+	code := exitStatus(os.Getenv("EXIT_CODE"), os.Getenv("EXIT_STATUS"))
+	if err := writeFile(filepath.Join("/rkt/status", app), strconv.Itoa(code)); err != nil {
+		fmt.Fprintf(os.Stderr, "reaper: %v\n", err)
+	}
+	_ = os.Remove(filepath.Join(pidsDir, app))
+	b, err := os.ReadFile(appsFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "reaper: %v\n", err)
+		return 1
+	}
+	apps := strings.Fields(string(b))
+	first := -1
+	for i, a := range apps {
+		s, err := os.ReadFile(filepath.Join("/rkt/status", a))
+		if err != nil {
+			return 0 // some app still runs
+		}
+		if i == 0 {
+			first, _ = strconv.Atoi(strings.TrimSpace(string(s)))
+		}
+	}
+	if first < 0 || first > 255 {
+		first = ExitLaunchFailed
+	}
+	cmd := exec.Command("/usr/bin/systemctl", "--no-block", "exit", strconv.Itoa(first))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "reaper: end pod: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// exitStatus turns systemd's description of how a process ended into a
+// shell-style status: the code, or 128+signal.
+func exitStatus(how, status string) int {
+	switch how {
+	case "exited":
+		if n, err := strconv.Atoi(status); err == nil {
+			return n
+		}
+	case "killed", "dumped":
+		if n := unix.SignalNum("SIG" + status); n != 0 {
+			return 128 + int(n)
+		}
+		if n, err := strconv.Atoi(status); err == nil {
+			return 128 + n
+		}
+	}
+	// Never started (a failed pre-start or launch, or stopped first).
+	return ExitLaunchFailed
+}

@@ -1,0 +1,436 @@
+package stage1
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	"github.com/rktng/rkt/pkg/appexec"
+	"github.com/rktng/rkt/pkg/isolators"
+	"github.com/rktng/rkt/pkg/pod"
+	"github.com/rktng/rkt/pkg/user"
+	"golang.org/x/sys/unix"
+)
+
+// defaultPath is appc's PATH for apps whose image sets none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// defaultStopTimeout is how long an app has between SIGTERM and SIGKILL.
+const defaultStopTimeout = 10
+
+// podFiles is what the run entrypoint writes into the stage1 root before
+// boot, computed from the pod manifest and the runtime config.
+type podFiles struct {
+	apps  []string
+	units []*appUnit
+	// nspawnBinds are nspawn --bind/--bind-ro arguments for the volumes.
+	nspawnBinds []string
+}
+
+// appEnv is the app's environment as appc wants it: the manifest's, PATH
+// when unset, AC_APP_NAME, and AC_METADATA_URL when the pod has a
+// metadata service token.
+func appEnv(ra *schema.RuntimeApp, mdsURL string) []string {
+	env := types.Environment{}
+	for _, ev := range ra.App.Environment {
+		env.Set(ev.Name, ev.Value)
+	}
+	if _, ok := env.Get("PATH"); !ok {
+		env.Set("PATH", defaultPath)
+	}
+	env.Set("AC_APP_NAME", ra.Name.String())
+	if mdsURL != "" {
+		env.Set("AC_METADATA_URL", mdsURL)
+	}
+	out := make([]string, 0, len(env))
+	for _, ev := range env {
+		out = append(out, ev.Name+"="+ev.Value)
+	}
+	return out
+}
+
+// appConfig is the launcher's config for app (rootfs as seen on the host
+// at hostRootfs, inside the pod at /opt/stage2/APP/rootfs).
+func appConfig(ra *schema.RuntimeApp, hostRootfs string, rc *pod.RuntimeConfig, mdsURL string) (*appexec.Config, error) {
+	app := ra.App
+	id, err := user.Resolve(hostRootfs, app.User, app.Group)
+	if err != nil {
+		return nil, fmt.Errorf("app %s: %w", ra.Name, err)
+	}
+	gids := append([]int{}, id.SupplementaryGIDs...)
+	gids = append(gids, app.SupplementaryGIDs...)
+	c := &appexec.Config{
+		Name:                ra.Name.String(),
+		Rootfs:              pod.AppRootfsInStage1(ra.Name.String()),
+		Exec:                app.Exec,
+		Env:                 appEnv(ra, mdsURL),
+		WorkingDir:          app.WorkingDirectory,
+		UID:                 id.UID,
+		GID:                 id.GID,
+		SupplementaryGIDs:   gids,
+		ReadOnlyRootfs:      ra.ReadOnlyRootFS,
+		ReadOnlyPaths:       appexec.DefaultReadOnlyPaths,
+		MaskedPaths:         podMaskedPaths(),
+		DisableCapabilities: rc.InsecureOptions.DisableCapabilities,
+		DisableSeccomp:      rc.InsecureOptions.DisableSeccomp,
+		DisablePaths:        rc.InsecureOptions.DisablePaths,
+	}
+	s, err := isolators.ForApp(app, id.UID)
+	if err != nil {
+		return nil, fmt.Errorf("app %s: %w", ra.Name, err)
+	}
+	s.Apply(c)
+	return c, nil
+}
+
+// podMaskedPaths are appexec's masked paths but /proc/kmsg: nspawn has
+// already put an unlinked FIFO over it, on which nothing can be mounted.
+func podMaskedPaths() []string {
+	var out []string
+	for _, p := range appexec.DefaultMaskedPaths {
+		if p != "/proc/kmsg" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// volumeFor finds the pod volume a mount point names.
+func volumeFor(pm *schema.PodManifest, name types.ACName) *types.Volume {
+	for i := range pm.Volumes {
+		if pm.Volumes[i].Name == name {
+			return &pm.Volumes[i]
+		}
+	}
+	return nil
+}
+
+// preparePod writes every per-pod file into the stage1 root: app configs,
+// mount points in the app roots, hosts and resolv.conf, volumes, units.
+func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, hostname, resolvConf string, relay bool, mdsURL string) (*podFiles, error) {
+	s1 := pod.Stage1RootfsPath(podDir)
+	for _, d := range []string{appexecDir, iomuxDir, volumesDir, pidsDir, "/rkt/status", unitDir, "/etc/systemd", "/var/log/journal"} {
+		if err := os.MkdirAll(filepath.Join(s1, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	pf := &podFiles{}
+	// Volumes: host ones are bound by nspawn, empty ones live in the pod
+	// directory (so they go with it at gc).
+	for _, v := range pm.Volumes {
+		inPod := filepath.Join(volumesDir, v.Name.String())
+		switch v.Kind {
+		case "host":
+			st, err := os.Stat(v.Source)
+			if err != nil {
+				return nil, fmt.Errorf("volume %s: source %w", v.Name, err)
+			}
+			if err := makeMountTarget(filepath.Join(s1, inPod), st.IsDir()); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+			opt := "--bind="
+			if v.ReadOnly != nil && *v.ReadOnly {
+				opt = "--bind-ro="
+			}
+			bind := opt + v.Source + ":" + inPod
+			if v.Recursive != nil && !*v.Recursive {
+				bind += ":norbind"
+			}
+			pf.nspawnBinds = append(pf.nspawnBinds, bind)
+		case "empty":
+			dir := filepath.Join(s1, inPod)
+			mode := os.FileMode(0o755)
+			if v.Mode != nil {
+				m, err := strconv.ParseUint(*v.Mode, 8, 32)
+				if err != nil {
+					return nil, fmt.Errorf("volume %s: mode %q: %w", v.Name, *v.Mode, err)
+				}
+				mode = os.FileMode(m)
+			}
+			if err := os.MkdirAll(dir, mode); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+			uid, gid := 0, 0
+			if v.UID != nil {
+				uid = *v.UID
+			}
+			if v.GID != nil {
+				gid = *v.GID
+			}
+			if err := os.Chown(dir, uid, gid); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+			if err := os.Chmod(dir, mode); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+		default:
+			return nil, fmt.Errorf("volume %s: unknown kind %q", v.Name, v.Kind)
+		}
+	}
+
+	var names []string
+	for i := range pm.Apps {
+		ra := &pm.Apps[i]
+		if ra.App == nil {
+			return nil, fmt.Errorf("app %s has no app section in the pod manifest", ra.Name)
+		}
+		name := ra.Name.String()
+		names = append(names, name)
+		hostRoot := pod.AppRootfsPath(podDir, name)
+		podRoot := pod.AppRootfsInStage1(name)
+		cfg, err := appConfig(ra, hostRoot, rc, mdsURL)
+		if err != nil {
+			return nil, err
+		}
+		u := &appUnit{Name: name, Interactive: rc.Interactive, Relay: relay && !rc.Interactive, StopTimeoutSec: defaultStopTimeout}
+
+		// API filesystems for the app, from the pod's own.
+		for _, d := range []string{"proc", "sys", "dev"} {
+			if err := makeMountTarget(filepath.Join(hostRoot, d), true); err != nil {
+				return nil, fmt.Errorf("app %s: %w", name, err)
+			}
+		}
+		u.Binds = append(u.Binds, "/proc:"+podRoot+"/proc", "/dev:"+podRoot+"/dev")
+		u.ROBinds = append(u.ROBinds, "/sys:"+podRoot+"/sys")
+
+		for _, mp := range ra.App.MountPoints {
+			v := volumeFor(pm, mp.Name)
+			if v == nil {
+				return nil, fmt.Errorf("app %s: mount point %s has no volume", name, mp.Name)
+			}
+			isDir := true
+			if v.Kind == "host" {
+				if st, err := os.Stat(v.Source); err == nil {
+					isDir = st.IsDir()
+				}
+			}
+			target, err := safeJoin(hostRoot, mp.Path)
+			if err != nil {
+				return nil, fmt.Errorf("app %s: mount point %s: %w", name, mp.Name, err)
+			}
+			if err := makeMountTarget(target, isDir); err != nil {
+				return nil, fmt.Errorf("app %s: mount point %s: %w", name, mp.Name, err)
+			}
+			spec := filepath.Join(volumesDir, v.Name.String()) + ":" + filepath.Join(podRoot, filepath.Clean("/"+mp.Path))
+			if v.Recursive != nil && !*v.Recursive {
+				spec += ":norbind"
+			}
+			ro := mp.ReadOnly || (v.ReadOnly != nil && *v.ReadOnly)
+			if ro {
+				u.ROBinds = append(u.ROBinds, spec)
+			} else {
+				u.Binds = append(u.Binds, spec)
+			}
+		}
+
+		if err := writeEtc(hostRoot, hostname, resolvConf, rc); err != nil {
+			return nil, fmt.Errorf("app %s: %w", name, err)
+		}
+
+		if err := appexec.WriteConfig(filepath.Join(s1, appexecDir, name+".json"), cfg); err != nil {
+			return nil, err
+		}
+		for _, eh := range ra.App.EventHandlers {
+			hc := *cfg
+			hc.Exec = eh.Exec
+			file := filepath.Join(appexecDir, fmt.Sprintf("%s.%s.json", name, eh.Name))
+			if err := appexec.WriteConfig(filepath.Join(s1, file), &hc); err != nil {
+				return nil, err
+			}
+			switch eh.Name {
+			case "pre-start":
+				u.PreStart = append(u.PreStart, file)
+			case "post-stop":
+				u.PostStop = append(u.PostStop, file)
+			default:
+				return nil, fmt.Errorf("app %s: unknown event handler %q", name, eh.Name)
+			}
+		}
+		if u.Relay {
+			for _, s := range []string{"stdout", "stderr"} {
+				p := filepath.Join(s1, iomuxDir, name+"."+s)
+				_ = os.Remove(p)
+				if err := unix.Mkfifo(p, 0o600); err != nil {
+					return nil, fmt.Errorf("app %s: output fifo: %w", name, err)
+				}
+			}
+		}
+		if err := writeFile(filepath.Join(s1, unitDir, serviceName(name)), u.unitText()); err != nil {
+			return nil, err
+		}
+		pf.units = append(pf.units, u)
+	}
+	pf.apps = names
+
+	for n, text := range staticUnits {
+		if err := writeFile(filepath.Join(s1, "usr/lib/systemd/system", n), text); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeFile(filepath.Join(s1, unitDir, "default.target"), podTargetText(names)); err != nil {
+		return nil, err
+	}
+	if err := writeFile(filepath.Join(s1, "etc/systemd/journald.conf"), journaldConf); err != nil {
+		return nil, err
+	}
+	if err := writeFile(filepath.Join(s1, appsFile), strings.Join(names, "\n")+"\n"); err != nil {
+		return nil, err
+	}
+	return pf, nil
+}
+
+// safeJoin joins p below root, refusing ".." components that would leave
+// it. Symlinks inside root are resolved by systemd later, inside the pod.
+func safeJoin(root, p string) (string, error) {
+	clean := filepath.Clean("/" + p)
+	if clean == "/" {
+		return "", errors.New("cannot mount over the app's root")
+	}
+	return filepath.Join(root, clean), nil
+}
+
+// makeMountTarget makes an empty directory or file to mount over.
+func makeMountTarget(path string, dir bool) error {
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symlink", path)
+		}
+		return nil
+	}
+	if dir {
+		return os.MkdirAll(path, 0o755)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// writeEtc writes the app's /etc/hostname, /etc/hosts and (unless DNS is
+// left to the image) /etc/resolv.conf. The files are replaced, never
+// written through: an image's symlink must not point the write outside
+// its root.
+func writeEtc(root, hostname, resolvConf string, rc *pod.RuntimeConfig) error {
+	etc := filepath.Join(root, "etc")
+	st, err := os.Lstat(etc)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.Mkdir(etc, 0o755); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	} else if !st.IsDir() {
+		return fmt.Errorf("/etc of the image is not a directory")
+	}
+	if err := replaceFile(filepath.Join(etc, "hosts"), hostsFile(hostname, rc.DNS.HostsEntries)); err != nil {
+		return err
+	}
+	if err := replaceFile(filepath.Join(etc, "hostname"), hostname+"\n"); err != nil {
+		return err
+	}
+	if resolvConf != "" {
+		if err := replaceFile(filepath.Join(etc, "resolv.conf"), resolvConf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hostsFile renders /etc/hosts: the host's when asked for, else loopback
+// names, the pod's hostname and --hosts-entry lines.
+func hostsFile(hostname string, entries map[string][]string) string {
+	if _, ok := entries["host"]; ok && len(entries) == 1 {
+		if b, err := os.ReadFile("/etc/hosts"); err == nil {
+			return string(b)
+		}
+	}
+	var b strings.Builder
+	b.WriteString("127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n")
+	b.WriteString("::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6\n")
+	fmt.Fprintf(&b, "127.0.0.1\t%s\n", hostname)
+	ips := make([]string, 0, len(entries))
+	for ip := range entries {
+		if ip != "host" {
+			ips = append(ips, ip)
+		}
+	}
+	sort.Strings(ips)
+	for _, ip := range ips {
+		fmt.Fprintf(&b, "%s\t%s\n", ip, strings.Join(entries[ip], " "))
+	}
+	return b.String()
+}
+
+// resolvConfFor renders the pod's resolv.conf from --dns flags; "" means
+// leave the image's (or the networks' when cniDNS is set).
+func resolvConfFor(d pod.DNSConfig, hostNet bool, cniDNS string) string {
+	servers := d.Servers
+	if len(servers) == 1 && servers[0] == "none" {
+		return ""
+	}
+	if (len(servers) == 1 && servers[0] == "host") || (len(servers) == 0 && hostNet && len(d.Search) == 0 && len(d.Options) == 0 && d.Domain == "") {
+		if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+			return string(b)
+		}
+		return ""
+	}
+	if len(servers) == 0 && len(d.Search) == 0 && len(d.Options) == 0 && d.Domain == "" {
+		return cniDNS
+	}
+	var b strings.Builder
+	b.WriteString("# written by rkt from --dns flags\n")
+	if d.Domain != "" {
+		fmt.Fprintf(&b, "domain %s\n", d.Domain)
+	}
+	if len(d.Search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(d.Search, " "))
+	}
+	for _, s := range servers {
+		fmt.Fprintf(&b, "nameserver %s\n", s)
+	}
+	if len(d.Options) > 0 {
+		fmt.Fprintf(&b, "options %s\n", strings.Join(d.Options, " "))
+	}
+	return b.String()
+}
+
+func replaceFile(path, content string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// writeFile writes a file the pod reads at boot (temp file + rename).
+func writeFile(path, content string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,414 @@
+package stage1
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"github.com/rktng/rkt/pkg/pod"
+	"github.com/rktng/rkt/stage1/network"
+	"golang.org/x/sys/unix"
+)
+
+// RunConfig is the run entrypoint's command line (rkt's stage1 interface,
+// version 6).
+type RunConfig struct {
+	Debug        bool
+	Net          []string
+	Interactive  bool
+	PrivateUsers string
+	MDSToken     string
+	LocalConfig  string
+	Hostname     string
+	DNSConfMode  string
+	Mutable      bool
+	IPC          string
+	UUID         string
+	// The --disable-* flags, which also reach the runtime config.
+	DisableCaps, DisablePaths, DisableSeccomp bool
+}
+
+// ParseRunArgs parses the run entrypoint's arguments.
+func ParseRunArgs(args []string) (*RunConfig, error) {
+	c := &RunConfig{}
+	for _, a := range args {
+		name, val, hasVal := strings.Cut(a, "=")
+		switch {
+		case !strings.HasPrefix(a, "--"):
+			if c.UUID != "" {
+				return nil, fmt.Errorf("unexpected argument %q", a)
+			}
+			c.UUID = a
+		case name == "--debug":
+			c.Debug = true
+		case name == "--net" && hasVal:
+			c.Net = strings.Split(val, ",")
+		case name == "--interactive":
+			c.Interactive = true
+		case name == "--private-users":
+			c.PrivateUsers = val
+		case name == "--mds-token":
+			c.MDSToken = val
+		case name == "--local-config":
+			c.LocalConfig = val
+		case name == "--hostname":
+			c.Hostname = val
+		case name == "--dns-conf-mode":
+			c.DNSConfMode = val
+		case name == "--disable-capabilities-restriction":
+			c.DisableCaps = true
+		case name == "--disable-paths":
+			c.DisablePaths = true
+		case name == "--disable-seccomp":
+			c.DisableSeccomp = true
+		case name == "--mutable":
+			c.Mutable = true
+		case name == "--ipc":
+			c.IPC = val
+		default:
+			return nil, fmt.Errorf("unknown flag %q", a)
+		}
+	}
+	if c.UUID == "" {
+		return nil, errors.New("missing pod UUID")
+	}
+	return c, nil
+}
+
+// ExitLaunchFailed is the run entrypoint's status when the pod could not
+// start, rkt's code for its own failures.
+const ExitLaunchFailed = 254
+
+// Run is the run entrypoint. stage0 exec'd it in the pod directory, in
+// the pod's private mount namespace, with the stage1 and app roots
+// mounted and the pod lock in RKT_LOCK_FD. It stays the parent of
+// systemd-nspawn for the pod's life (holding the lock), relays the apps'
+// output and returns the first app's exit status.
+func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "stage1: "+format+"\n", a...)
+		return ExitLaunchFailed
+	}
+	podDir, err := os.Getwd()
+	if err != nil {
+		return fail("%v", err)
+	}
+	pm, err := readPodManifest(podDir)
+	if err != nil {
+		return fail("%v", err)
+	}
+	rc, err := pod.ReadRuntimeConfig(podDir)
+	if err != nil {
+		rc = &pod.RuntimeConfig{}
+	}
+	// The command line wins over the runtime config where both speak.
+	rc.InsecureOptions.DisableCapabilities = rc.InsecureOptions.DisableCapabilities || c.DisableCaps
+	rc.InsecureOptions.DisablePaths = rc.InsecureOptions.DisablePaths || c.DisablePaths
+	rc.InsecureOptions.DisableSeccomp = rc.InsecureOptions.DisableSeccomp || c.DisableSeccomp
+	rc.Interactive = rc.Interactive || c.Interactive
+	if c.PrivateUsers != "" {
+		rc.PrivateUsers = c.PrivateUsers
+	}
+	if len(pm.Apps) == 0 {
+		return fail("the pod has no apps")
+	}
+	if rc.Interactive && len(pm.Apps) != 1 {
+		return fail("--interactive needs exactly one app, the pod has %d", len(pm.Apps))
+	}
+	hostname := c.Hostname
+	if hostname == "" {
+		hostname = rc.Hostname
+	}
+	if hostname == "" {
+		hostname = "rkt-" + c.UUID
+	}
+	nets := c.Net
+	if len(nets) == 0 {
+		nets = rc.Nets
+	}
+	if len(nets) == 0 {
+		nets = []string{"default"}
+	}
+
+	// The pod's cgroup: made before anything else that could fail after
+	// it, so that gc finds it.
+	cg, err := createPodCgroup(podDir, c.UUID)
+	if err != nil {
+		return fail("%v", err)
+	}
+
+	hostNet := nets[0] == "host"
+	var netArgs []string
+	var cniDNS string
+	switch {
+	case hostNet:
+	case nets[0] == "none" && len(nets) == 1:
+		netArgs = []string{"--private-network"}
+	default:
+		ncfg, err := network.ForStage1(podDir, c.UUID, c.LocalConfig, nets, pm, c.Debug)
+		if err != nil {
+			return fail("network: %v", err)
+		}
+		ncfg.Stderr = stderr
+		np, err := network.Setup(ctx, ncfg)
+		if err != nil {
+			return fail("network: %v", err)
+		}
+		if np.NetnsPath != "" {
+			netArgs = []string{"--network-namespace-path=" + np.NetnsPath}
+		}
+		hostNet = np.HostNetwork()
+		cniDNS = np.ResolvConf()
+	}
+
+	resolv := resolvConfFor(rc.DNS, hostNet, cniDNS)
+	mdsURL := ""
+	if c.MDSToken != "" {
+		mdsURL = metadataURL(c.MDSToken)
+	}
+	pf, err := preparePod(podDir, pm, rc, hostname, resolv, true, mdsURL)
+	if err != nil {
+		return fail("%v", err)
+	}
+
+	relay, err := openRelay(podDir, pf, stdout, stderr)
+	if err != nil {
+		return fail("%v", err)
+	}
+
+	args := nspawnArgs(podDir, c, rc, hostname, netArgs, pf)
+	cmd := nspawnCommand(podDir, args)
+	if rc.Interactive {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	} else {
+		// Nothing from the pod's system reaches rkt run's stdout: only
+		// the apps' output, through the relay.
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stderr, stderr
+	}
+	cmd.Env = nspawnEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
+	if c.Debug {
+		fmt.Fprintf(stderr, "stage1: %s\n", strings.Join(cmd.Args, " "))
+	}
+	privateRunNspawn()
+
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	defer signal.Stop(sigc)
+
+	// Pdeathsig fires when the thread that forked exits: keep it.
+	runtime.LockOSThread()
+	if err := cg.join(); err != nil {
+		return fail("%v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		relay.abort()
+		return fail("start systemd-nspawn: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		pid, err := waitPodPID(cmd.Process.Pid, done)
+		if err != nil {
+			return
+		}
+		_ = writeFile(filepath.Join(podDir, pod.PIDFile), strconv.Itoa(pid))
+		_ = os.Symlink("ready", filepath.Join(pod.Stage1RootfsPath(podDir), "rkt", "supervisor-status"))
+	}()
+	go func() {
+		for {
+			select {
+			case <-sigc:
+				// nspawn turns SIGTERM into the pod's graceful halt.
+				_ = cmd.Process.Signal(unix.SIGTERM)
+			case <-done:
+				return
+			}
+		}
+	}()
+	werr := cmd.Wait()
+	close(done)
+	relay.finish()
+
+	first := pm.Apps[0].Name.String()
+	if code, err := readStatus(podDir, first); err == nil {
+		return code
+	}
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) {
+		fmt.Fprintf(stderr, "stage1: pod ended before app %s exited: %v\n", first, werr)
+		return ExitLaunchFailed
+	}
+	if werr != nil {
+		return fail("systemd-nspawn: %v", werr)
+	}
+	return fail("app %s left no exit status", first)
+}
+
+// metadataURL is the metadata service URL an app gets when the pod has a
+// token (the service itself is pkg/mds's).
+func metadataURL(token string) string {
+	host := os.Getenv("RKT_MDS_ADDR")
+	if host == "" {
+		host = "127.0.0.1:2375"
+	}
+	return "http://" + host + "/" + token
+}
+
+func readPodManifest(podDir string) (*schema.PodManifest, error) {
+	b, err := os.ReadFile(filepath.Join(podDir, pod.ManifestFile))
+	if err != nil {
+		return nil, fmt.Errorf("pod manifest: %w", err)
+	}
+	var pm schema.PodManifest
+	if err := json.Unmarshal(b, &pm); err != nil {
+		return nil, fmt.Errorf("pod manifest: %w", err)
+	}
+	return &pm, nil
+}
+
+func readStatus(podDir, app string) (int, error) {
+	b, err := os.ReadFile(pod.AppStatusPath(podDir, app))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// machinedReachable says whether the host runs systemd with a system bus,
+// where nspawn registers the pod with systemd-machined and gets a scope
+// of its own.
+func machinedReachable() bool {
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		return false
+	}
+	_, err := os.Stat("/run/dbus/system_bus_socket")
+	return err == nil
+}
+
+func nspawnArgs(podDir string, c *RunConfig, rc *pod.RuntimeConfig, hostname string, netArgs []string, pf *podFiles) []string {
+	s1 := pod.Stage1RootfsPath(podDir)
+	args := []string{
+		"--quiet",
+		"--boot",
+		"--directory=" + s1,
+		"--machine=rkt-" + c.UUID,
+		"--uuid=" + c.UUID,
+		"--hostname=" + hostname,
+		// The journal is written straight into the stage1 root, so that
+		// it outlives the pod for `rkt logs`.
+		"--bind=" + filepath.Join(s1, "var/log/journal") + ":/run/log/journal",
+	}
+	if machinedReachable() {
+		args = append(args, "--register=yes")
+	} else {
+		args = append(args, "--register=no", "--keep-unit")
+	}
+	if rc.Interactive {
+		args = append(args, "--console=interactive")
+	} else {
+		args = append(args, "--console=pipe")
+	}
+	if rc.PrivateUsers != "" {
+		pu := rc.PrivateUsers
+		if pu == "auto" {
+			pu = "pick"
+		}
+		args = append(args, "--private-users="+pu, "--private-users-ownership=auto")
+	}
+	args = append(args, netArgs...)
+	args = append(args, pf.nspawnBinds...)
+	// Arguments of the pod's systemd: quiet, no status on a console
+	// nobody reads, logs to the pod's journal.
+	args = append(args, "--", "systemd.show_status=0", "systemd.log_target=journal")
+	if c.Debug {
+		args = append(args, "systemd.log_level=debug", "systemd.log_target=console")
+	}
+	return args
+}
+
+// nspawnCommand runs the stage1 image's own systemd-nspawn through the
+// image's dynamic loader and libraries, so that the host needs neither
+// systemd nor the same libc.
+func nspawnCommand(podDir string, args []string) *exec.Cmd {
+	s1 := pod.Stage1RootfsPath(podDir)
+	libs := []string{
+		filepath.Join(s1, "usr/lib/x86_64-linux-gnu/systemd"),
+		filepath.Join(s1, "usr/lib/x86_64-linux-gnu"),
+		filepath.Join(s1, "usr/lib64"),
+	}
+	loader := filepath.Join(s1, "usr/lib64/ld-linux-x86-64.so.2")
+	full := append([]string{"--library-path", strings.Join(libs, ":"), "--argv0", "systemd-nspawn",
+		filepath.Join(s1, "usr/bin/systemd-nspawn")}, args...)
+	return exec.Command(loader, full...)
+}
+
+// nspawnEnv is nspawn's environment: no image lock files on the host.
+func nspawnEnv() []string {
+	env := []string{"SYSTEMD_NSPAWN_LOCK=0"}
+	for _, k := range []string{"PATH", "TERM", "SYSTEMD_LOG_LEVEL"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// privateRunNspawn gives nspawn a tmpfs for its per-machine state when
+// the host's /run is not one: nspawn refuses to clean up its propagation
+// directory on a disk file system and says so on every pod exit. It only
+// ever mounts in the pod's own mount namespace, never the host's.
+func privateRunNspawn() {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/run", &st); err == nil && st.Type == unix.TMPFS_MAGIC {
+		return
+	}
+	own, err1 := os.Readlink("/proc/self/ns/mnt")
+	// stage0 unshared the namespace and exec'd us: our parent (whoever
+	// ran rkt) is still in the host's.
+	host, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()))
+	if err1 != nil || err2 != nil || own == host {
+		return
+	}
+	_ = os.MkdirAll("/run/systemd/nspawn", 0o755)
+	_ = unix.Mount("tmpfs", "/run/systemd/nspawn", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755")
+}
+
+// waitPodPID finds the pod's PID 1: nspawn's child in a PID namespace of
+// its own (nspawn is a subreaper, so the container's init is reparented
+// to it).
+func waitPodPID(nspawn int, done <-chan struct{}) (int, error) {
+	ownNS, _ := os.Readlink("/proc/self/ns/pid")
+	for {
+		select {
+		case <-done:
+			return 0, errors.New("pod exited")
+		default:
+		}
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", nspawn, nspawn))
+		for _, f := range strings.Fields(string(b)) {
+			ns, err := os.Readlink("/proc/" + f + "/ns/pid")
+			if err != nil || ns == ownNS {
+				continue
+			}
+			// The init must have exec'd systemd: before that, nspawn's
+			// child is still setting the container up.
+			if exe, err := os.Readlink("/proc/" + f + "/exe"); err == nil && strings.HasSuffix(exe, "/systemd") {
+				pid, _ := strconv.Atoi(f)
+				return pid, nil
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -1,0 +1,195 @@
+// Package stage1 owns the default stage1: a pod booted by systemd-nspawn
+// with systemd as its PID 1 and each app a systemd service that our
+// launcher (pkg/appexec) chroots into the app's root. It writes the pod's
+// systemd configuration from the pod manifest and runtime-config, starts
+// nspawn, relays the apps' output, records their exit statuses, and
+// implements the stop and gc entrypoints. The multi-call binary in
+// stage1/cmd/stage1 dispatches to it; networking is stage1/network's.
+package stage1
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Paths inside the stage1 root (as the pod sees them).
+const (
+	// unitDir holds the pod's generated units; the static ones ship in
+	// the image under /usr/lib/systemd/system.
+	unitDir = "/etc/systemd/system"
+	// appexecDir holds one appexec.Config per app and event handler.
+	appexecDir = "/rkt/appexec"
+	// iomuxDir holds the FIFOs through which the apps' output reaches
+	// the run entrypoint.
+	iomuxDir = "/rkt/iomux"
+	// appsFile lists the pod's apps, one a line, in manifest order: the
+	// reaper reads it to know when the last app has exited.
+	appsFile = "/rkt/apps"
+	// volumesDir is where nspawn binds the pod's volumes.
+	volumesDir = "/rkt/volumes"
+	// pidsDir holds each running app's PID in the pod's PID namespace.
+	pidsDir = "/rkt/pids"
+
+	// Multi-call names, linked to the stage1 binary at the image's root.
+	launcherPath = "/appexec"
+	reaperPath   = "/reaper"
+)
+
+// appUnit describes the systemd service of one app.
+type appUnit struct {
+	Name string
+	// PreStart and PostStop are appexec config files, in order.
+	PreStart, PostStop []string
+	// Binds are "SRC:DST[:OPTS]" for BindPaths=, ROBinds for
+	// BindReadOnlyPaths=, both relative to the stage1 root.
+	Binds, ROBinds []string
+	// Interactive connects the app to the pod's console.
+	Interactive bool
+	// Relay says the app's output also goes to the run entrypoint.
+	Relay bool
+	// StopTimeout is how long the app has between SIGTERM and SIGKILL.
+	StopTimeoutSec int
+}
+
+// serviceName is the unit of app; appc app names ([a-z0-9-]) are valid
+// unit names as they are.
+func serviceName(app string) string { return app + ".service" }
+
+// unitText renders the app's service.
+func (u *appUnit) unitText() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[Unit]\nDescription=Application=%s\n", u.Name)
+	// No default dependencies: the pod has no basic.target to wait for.
+	b.WriteString("DefaultDependencies=no\n")
+	b.WriteString("Wants=systemd-journald.socket\nAfter=systemd-journald.socket\n")
+	b.WriteString("Conflicts=shutdown.target\nBefore=shutdown.target\n")
+	b.WriteString("\n[Service]\nType=simple\nRestart=no\n")
+	// The pod's exit code is the apps', never systemd's view of them.
+	b.WriteString("SuccessExitStatus=0-255\n")
+	fmt.Fprintf(&b, "SyslogIdentifier=%s\n", u.Name)
+	for _, p := range u.PreStart {
+		fmt.Fprintf(&b, "ExecStartPre=%s %s\n", launcherPath, p)
+	}
+	cfg := filepath.Join(appexecDir, u.Name+".json")
+	if u.Relay {
+		fmt.Fprintf(&b, "Environment=RKT_IOMUX=%s\n", iomuxDir)
+	}
+	fmt.Fprintf(&b, "ExecStart=%s %s\n", launcherPath, cfg)
+	for _, p := range u.PostStop {
+		fmt.Fprintf(&b, "ExecStopPost=-%s %s\n", launcherPath, p)
+	}
+	// Last: record the exit status and end the pod after its last app.
+	fmt.Fprintf(&b, "ExecStopPost=%s %s\n", reaperPath, u.Name)
+	if u.Interactive {
+		b.WriteString("StandardInput=tty-force\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/console\n")
+	} else {
+		b.WriteString("StandardInput=null\nStandardOutput=journal\nStandardError=journal\n")
+	}
+	// SIGTERM to the app, SIGKILL to all after the timeout; the relay
+	// left behind by the launcher drains and exits by itself.
+	b.WriteString("KillMode=mixed\n")
+	if u.StopTimeoutSec > 0 {
+		fmt.Fprintf(&b, "TimeoutStopSec=%d\n", u.StopTimeoutSec)
+	}
+	// Each bind gives the app a mount namespace of its own, set up by
+	// systemd before the launcher chroots.
+	for _, s := range u.Binds {
+		fmt.Fprintf(&b, "BindPaths=%s\n", s)
+	}
+	for _, s := range u.ROBinds {
+		fmt.Fprintf(&b, "BindReadOnlyPaths=%s\n", s)
+	}
+	return b.String()
+}
+
+// podTargetText is default.target: it pulls in every app.
+func podTargetText(apps []string) string {
+	units := make([]string, len(apps))
+	for i, a := range apps {
+		units[i] = serviceName(a)
+	}
+	sort.Strings(units)
+	return "[Unit]\nDescription=rkt pod\nDefaultDependencies=no\nWants=systemd-journald.socket " +
+		strings.Join(units, " ") + "\n"
+}
+
+// staticUnits are the pod's fixed units, written into the image at build
+// time (see the gen-units mode): the journal, and the shutdown path that
+// both the last app's reaper and `rkt stop` take. Everything else systemd
+// would start at boot (tmpfiles, sysusers, udev, getty, logind, utmp) is
+// simply absent.
+var staticUnits = map[string]string{
+	"systemd-journald.socket": `[Unit]
+Description=Journal sockets
+DefaultDependencies=no
+Before=sockets.target
+
+[Socket]
+ListenStream=/run/systemd/journal/stdout
+ListenDatagram=/run/systemd/journal/socket
+SocketMode=0666
+PassCredentials=yes
+PassSecurity=yes
+ReceiveBuffer=8M
+Service=systemd-journald.service
+`,
+	"systemd-journald.service": `[Unit]
+Description=Journal service
+DefaultDependencies=no
+Requires=systemd-journald.socket
+After=systemd-journald.socket
+
+[Service]
+Type=notify
+Sockets=systemd-journald.socket
+ExecStart=/usr/lib/systemd/systemd-journald
+StandardOutput=null
+FileDescriptorStoreMax=4224
+KillMode=mixed
+TimeoutStopSec=5
+`,
+	"shutdown.target": `[Unit]
+Description=Apps stopped
+DefaultDependencies=no
+`,
+	// rkt-exit stops every app (they conflict with shutdown.target) and
+	// then asks the manager to exit, which in a container ends PID 1.
+	"rkt-exit.service": `[Unit]
+Description=Pod exit
+DefaultDependencies=no
+Requires=shutdown.target
+After=shutdown.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/systemctl --force exit
+`,
+	"exit.target":     exitTarget,
+	"halt.target":     exitTarget,
+	"poweroff.target": exitTarget,
+	"reboot.target":   exitTarget,
+}
+
+const exitTarget = `[Unit]
+Description=Pod exit
+DefaultDependencies=no
+Requires=rkt-exit.service
+After=rkt-exit.service
+AllowIsolate=yes
+`
+
+// journaldConf keeps the pod's journal small. Storage is "volatile"
+// because nspawn binds the stage1 root's /var/log/journal over
+// /run/log/journal: journald writes to disk at once, without waiting for
+// a flush request, and the journal outlives the pod.
+const journaldConf = `[Journal]
+Storage=volatile
+RuntimeMaxUse=8M
+ForwardToSyslog=no
+ForwardToKMsg=no
+ForwardToConsole=no
+ForwardToWall=no
+RateLimitBurst=0
+`

@@ -49,6 +49,7 @@ type podOptions struct {
 	HostsEntries []string
 	PrivateUsers string
 	MDSRegister  bool
+	MDSSocket    string
 	InheritEnv   bool
 	SetEnv       []string
 	SetEnvFile   []string
@@ -79,6 +80,8 @@ func addPodFlags(f *pflag.FlagSet, o *podOptions, run bool) {
 	f.StringVar(&o.PrivateUsers, "private-users", "", "run the pod in a user namespace (auto, or UID[:COUNT])")
 	f.Lookup("private-users").NoOptDefVal = "auto"
 	f.BoolVar(&o.MDSRegister, "mds-register", false, "register the pod with the metadata service")
+	f.StringVar(&o.MDSSocket, "mds-socket", mds.DefaultSocket, "the metadata service's registration socket")
+	_ = f.MarkHidden("mds-socket")
 	f.BoolVar(&o.InheritEnv, "inherit-env", false, "give apps the environment of rkt (below the images' own)")
 	f.StringArrayVar(&o.SetEnv, "set-env", nil, "NAME=VALUE: an environment variable for every app")
 	f.StringArrayVar(&o.SetEnvFile, "set-env-file", nil, "a file of NAME=VALUE lines for every app")
@@ -118,13 +121,17 @@ func runPod(ctx context.Context, o *podOptions, apps []*appConfig) error {
 	if err != nil {
 		return err
 	}
-	return execPod(p, st)
+	return execPod(p, st, o.MDSSocket)
 }
 
 // execPod mounts the pod and execs stage1; on failure the pod is removed.
-func execPod(p *stage0.Pod, st *store.Store) error {
+func execPod(p *stage0.Pod, st *store.Store, mdsSocket string) error {
 	cfg, _, err := stage0.RunConfigFor(p.Dir, treeRoot(st))
 	if err != nil {
+		p.Discard()
+		return err
+	}
+	if err := registerMDS(p, mdsSocket); err != nil {
 		p.Discard()
 		return err
 	}
@@ -549,4 +556,44 @@ func phase(what string) {
 	if globals.Debug {
 		fmt.Fprintf(os.Stderr, "stage0: %-16s +%.2f ms\n", what, float64(time.Since(processStart).Microseconds())/1000)
 	}
+}
+
+// registerMDS registers a pod that asked for it (--mds-register: a token
+// in its runtime-config) with the metadata service, and records the
+// service's port for stage1. The service drops the registration by itself
+// once the pod directory is gone or unlocked.
+func registerMDS(p *stage0.Pod, socket string) error {
+	rc, err := pod.ReadRuntimeConfig(p.Dir)
+	if err != nil || rc.MDSToken == "" {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := mds.NewClient(socket)
+	info, err := c.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("--mds-register: %w", err)
+	}
+	reg := &mds.Registration{UUID: p.UUID, Token: rc.MDSToken, Manifest: *p.Manifest,
+		Apps: map[string]mds.App{}, PodDir: p.Dir}
+	for _, ra := range p.Manifest.Apps {
+		b, err := os.ReadFile(pod.AppImageManifestPath(p.Dir, ra.Name.String()))
+		if err != nil {
+			return err
+		}
+		var im schema.ImageManifest
+		if err := json.Unmarshal(b, &im); err != nil {
+			return fmt.Errorf("app %s image manifest: %w", ra.Name, err)
+		}
+		reg.Apps[ra.Name.String()] = mds.App{ImageID: ra.Image.ID.String(), ImageManifest: im}
+	}
+	if err := c.Register(ctx, reg); err != nil {
+		return fmt.Errorf("--mds-register: %w", err)
+	}
+	rc.MDSPort = info.Port
+	b, err := json.Marshal(rc)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(p.Dir, pod.RuntimeConfigFile), b, 0o640)
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/rktng/rkt/pkg/mds"
 	"github.com/rktng/rkt/pkg/pod"
 	"github.com/rktng/rkt/stage0"
 	"github.com/rktng/rkt/store"
@@ -15,6 +16,7 @@ func init() {
 	register(func() *cobra.Command {
 		var interactive, mdsRegister bool
 		var nets []string
+		var mdsSocket string
 		cmd := &cobra.Command{
 			Use:   "run-prepared UUID",
 			Short: "Run a prepared pod",
@@ -61,13 +63,15 @@ func init() {
 						return err
 					}
 				}
-				return execPod(p, st)
+				return execPod(p, st, mdsSocket)
 			},
 		}
 		f := cmd.Flags()
 		f.BoolVar(&interactive, "interactive", false, "run the pod interactively")
 		f.BoolVar(&mdsRegister, "mds-register", false, "register the pod with the metadata service")
 		f.StringSliceVar(&nets, "net", nil, "networks to join (overrides what prepare recorded)")
+		f.StringVar(&mdsSocket, "mds-socket", mds.DefaultSocket, "the metadata service's registration socket")
+		_ = f.MarkHidden("mds-socket")
 		return cmd
 	})
 }

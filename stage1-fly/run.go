@@ -135,6 +135,10 @@ func appConfig(podDir string, pm *schema.PodManifest, ra *schema.RuntimeApp, roo
 	if app == nil {
 		return nil, fmt.Errorf("app %s has no app section in the pod manifest", ra.Name)
 	}
+	rc, err := pod.ReadRuntimeConfig(podDir)
+	if err != nil {
+		return nil, err
+	}
 	id, err := user.Resolve(rootfs, app.User, app.Group)
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", ra.Name, err)
@@ -145,7 +149,7 @@ func appConfig(podDir string, pm *schema.PodManifest, ra *schema.RuntimeApp, roo
 		Name:                ra.Name.String(),
 		Rootfs:              rootfs,
 		Exec:                app.Exec,
-		Env:                 appEnv(ra, pm),
+		Env:                 appEnv(ra, rc),
 		WorkingDir:          app.WorkingDirectory,
 		UID:                 id.UID,
 		GID:                 id.GID,
@@ -164,11 +168,8 @@ func appConfig(podDir string, pm *schema.PodManifest, ra *schema.RuntimeApp, roo
 			return nil, fmt.Errorf("app %s: %w", ra.Name, err)
 		}
 		s.Apply(c)
-		c.DisableCapabilities, c.DisableSeccomp = false, false
-		if rc, err := pod.ReadRuntimeConfig(podDir); err == nil {
-			c.DisableCapabilities = rc.InsecureOptions.DisableCapabilities
-			c.DisableSeccomp = rc.InsecureOptions.DisableSeccomp
-		}
+		c.DisableCapabilities = rc.InsecureOptions.DisableCapabilities
+		c.DisableSeccomp = rc.InsecureOptions.DisableSeccomp
 	}
 	return c, nil
 }
@@ -186,7 +187,7 @@ func securityIsolators(app *types.App) bool {
 
 // appEnv is the app's environment as appc wants it: the manifest's, plus
 // PATH when unset and AC_APP_NAME.
-func appEnv(ra *schema.RuntimeApp, pm *schema.PodManifest) []string {
+func appEnv(ra *schema.RuntimeApp, rc *pod.RuntimeConfig) []string {
 	env := types.Environment{}
 	for _, ev := range ra.App.Environment {
 		env.Set(ev.Name, ev.Value)
@@ -195,11 +196,17 @@ func appEnv(ra *schema.RuntimeApp, pm *schema.PodManifest) []string {
 		env.Set("PATH", defaultPath)
 	}
 	env.Set("AC_APP_NAME", ra.Name.String())
+	// A pod registered with the metadata service reaches it on the host's
+	// loopback: the fly shares the host's network.
+	if rc != nil && rc.MDSToken != "" && rc.MDSPort != 0 {
+		// Formatted here as mds.URL does: importing pkg/mds (net/http)
+		// would add a third to this binary and to every pod's start.
+		env.Set("AC_METADATA_URL", "http://127.0.0.1:"+strconv.Itoa(rc.MDSPort)+"/"+rc.MDSToken)
+	}
 	out := make([]string, 0, len(env))
 	for _, ev := range env {
 		out = append(out, ev.Name+"="+ev.Value)
 	}
-	_ = pm
 	return out
 }
 

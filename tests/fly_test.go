@@ -331,3 +331,38 @@ func TestFlyIsolators(t *testing.T) {
 		t.Fatalf("app without isolators: %s", r)
 	}
 }
+
+// --mds-register: stage0 registers the pod with a running metadata
+// service and the app finds it at AC_METADATA_URL.
+func TestFlyMetadataService(t *testing.T) {
+	e := flyEnv(t)
+	sock := filepath.Join(e.root, "mds.sock")
+	svc := e.Cmd("metadata-service", "--socket="+sock, "--listen-port=0", "--state-dir="+filepath.Join(e.root, "mds"))
+	var logs strings.Builder
+	svc.Stderr = &logs
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Process.Kill(); _ = svc.Wait() })
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i > 500 {
+			t.Fatalf("metadata service did not start: %s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	uuidFile := filepath.Join(e.root, "uuid")
+	r := e.fly("--mds-register", "--mds-socket="+sock, "--uuid-file-save="+uuidFile, inspectName, "--exec=/bin/sh", "--",
+		"-c", `wget -qO- "$AC_METADATA_URL/acMetadata/v1/pod/uuid"`)
+	uuid, _ := os.ReadFile(uuidFile)
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != string(uuid) {
+		t.Fatalf("pod uuid from the metadata service: %s (want %s)", r, uuid)
+	}
+	// Without a service, --mds-register is refused with one line.
+	r = e.fly("--mds-register", "--mds-socket="+filepath.Join(e.root, "none.sock"), inspectName, "--exec=/bin/true")
+	if r.Code != 254 || !strings.Contains(r.Stderr, "metadata service") {
+		t.Fatalf("--mds-register without a service: %s", r)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/appc/spec/pkg/acirenderer"
 	"golang.org/x/sys/unix"
@@ -374,5 +375,20 @@ func TestRenderFailureLeavesNoTree(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(s.treeDir()); len(ents) > 0 {
 		t.Errorf("tree store not empty: %v", ents)
+	}
+}
+
+func TestRenderTouchesDependencies(t *testing.T) {
+	s := newStore(t)
+	top := layered(t, s, []tEntry{file("rootfs/b", "b")}, []tEntry{file("rootfs/t", "t")}, nil)
+	base, _ := s.Resolve("example.com/base")
+	before, _ := s.Info(base)
+	time.Sleep(10 * time.Millisecond)
+	if _, err := s.Render(context.Background(), top.ID); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := s.Info(base)
+	if !after.LastUsed.After(before.LastUsed) {
+		t.Error("rendering the top image did not mark its dependency used")
 	}
 }

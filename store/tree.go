@@ -234,7 +234,7 @@ func (s *Store) render(ctx context.Context, id string) (Tree, error) {
 	}
 	t.Path = s.treePath(t.ID)
 	if rendered(t.Path) {
-		_ = s.Touch(id)
+		_ = s.touchAll(t.Images)
 		return t, nil
 	}
 	l, err := lock.Open(filepath.Join(s.locksDir(), t.ID+".lck"))
@@ -246,7 +246,7 @@ func (s *Store) render(ctx context.Context, id string) (Tree, error) {
 		return Tree{}, err
 	}
 	if rendered(t.Path) {
-		_ = s.Touch(id)
+		_ = s.touchAll(t.Images)
 		return t, nil
 	}
 	// A tree without its marker is what a crash left; start afresh.
@@ -256,8 +256,27 @@ func (s *Store) render(ctx context.Context, id string) (Tree, error) {
 	if err := s.renderTree(ctx, imgs, &t); err != nil {
 		return Tree{}, err
 	}
-	_ = s.Touch(id)
+	_ = s.touchAll(t.Images)
 	return t, nil
+}
+
+// touchAll marks every image of a tree as used: a dependency is in use
+// whenever the image on top of it is, and gc must not take it away.
+func (s *Store) touchAll(ids []string) error {
+	now := time.Now()
+	return s.updateSync(false, func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			info, err := getImage(tx, id)
+			if err != nil {
+				continue
+			}
+			info.LastUsed = now
+			if err := putImage(tx, info); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // lockCtx takes l exclusively, giving up when ctx ends.

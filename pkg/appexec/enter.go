@@ -88,6 +88,9 @@ func Enter(ec EnterConfig) (int, error) {
 	cfg := ec.App
 	cfg.Rootfs = ""
 	cfg.ReadOnlyRootfs = false // the app's root is already so if it should be
+	// The app's cgroups are joined below from the process's own view
+	// (/proc/PID/cgroup), whatever paths the app's config names.
+	cfg.CgroupDirs = nil
 	if err := cfg.Validate(); err != nil {
 		return 0, err
 	}

@@ -18,7 +18,8 @@ func init() {
 			Long: `Garbage-collect the store:
 - rendered trees that no pod (in any state) references;
 - images not used (fetched, rendered or run) within --grace-period, unless a
-  pod still references a tree built from them;
+  pod still references a tree built from them or a kept image depends on
+  them;
 - leftovers of interrupted imports, renders and removals.`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return runImageGC(grace) },
@@ -60,9 +61,25 @@ func runImageGC(grace time.Duration) error {
 		return err
 	}
 	now := time.Now()
-	removed := 0
+	keep := map[string]bool{}
 	for _, img := range imgs {
 		if pinned[img.ID] || now.Sub(img.LastUsed) <= grace {
+			keep[img.ID] = true
+		}
+	}
+	// What a kept image needs to render stays too, however old.
+	for id := range keep {
+		deps, err := s.Dependencies(id)
+		if err != nil {
+			continue // a dependency already missing: nothing to protect
+		}
+		for _, d := range deps {
+			keep[d] = true
+		}
+	}
+	removed := 0
+	for _, img := range imgs {
+		if keep[img.ID] {
 			continue
 		}
 		if err := s.RemoveImage(img.ID); err != nil {

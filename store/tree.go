@@ -192,6 +192,20 @@ func treeIDOf(imgs acirenderer.Images) string {
 	return treeIDPrefix + idPrefix + hex.EncodeToString(h.Sum(nil))
 }
 
+// Dependencies returns the flattened dependency list of image id, the
+// image itself first, as rendering would resolve it now.
+func (s *Store) Dependencies(id string) ([]string, error) {
+	imgs, err := s.depList(id)
+	if err != nil {
+		return nil, fmt.Errorf("dependencies of %s: %w", ShortID(id), err)
+	}
+	ids := make([]string, 0, len(imgs))
+	for _, img := range imgs {
+		ids = append(ids, img.Key)
+	}
+	return ids, nil
+}
+
 // TreeID returns the ID of the tree that rendering image id gives.
 func (s *Store) TreeID(id string) (string, error) {
 	imgs, err := s.depList(id)

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // imFetchOwn stores an ACI built by the test and returns its full ID.
@@ -252,4 +253,20 @@ func TestImageGCGracePeriod(t *testing.T) {
 	if out := e.MustRun("image", "list", "--no-legend"); !strings.Contains(out, "example.com/recent") {
 		t.Errorf("gc removed an image used within the default 24h grace period")
 	}
+}
+
+func TestImageGCKeepsDependenciesOfKeptImages(t *testing.T) {
+	e := newEnv(t)
+	e.imFetchOwn(t, "base.aci", stTar(t, stManifest("example.com/old-base", "1"), stFile("rootfs/b", "b")))
+	// The base is now older than the grace period below; the image on
+	// top of it, fetched after the pause, is not.
+	time.Sleep(3 * time.Second)
+	topM := `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/new-top","dependencies":[{"imageName":"example.com/old-base"}]}`
+	e.imFetchOwn(t, "top.aci", stTar(t, topM, stFile("rootfs/t", "t")))
+	e.MustRun("image", "gc", "--grace-period=1500ms")
+	out := e.MustRun("image", "list", "--no-legend", "--fields=name")
+	if !strings.Contains(out, "example.com/old-base") || !strings.Contains(out, "example.com/new-top") {
+		t.Fatalf("gc removed the dependency of a kept image:\n%s", out)
+	}
+	e.MustRun("image", "render", "example.com/new-top", filepath.Join(t.TempDir(), "out"))
 }

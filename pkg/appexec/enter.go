@@ -91,6 +91,9 @@ func Enter(ec EnterConfig) (int, error) {
 	// The app's cgroups are joined below from the process's own view
 	// (/proc/PID/cgroup), whatever paths the app's config names.
 	cfg.CgroupDirs = nil
+	// The masks and read-only paths are mounts the app's namespace
+	// already has; making them again would stack mounts at every enter.
+	cfg.ReadOnlyPaths, cfg.MaskedPaths = nil, nil
 	if err := cfg.Validate(); err != nil {
 		return 0, err
 	}

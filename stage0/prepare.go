@@ -273,7 +273,7 @@ func buildManifest(cfg PrepareConfig) (*schema.PodManifest, error) {
 		}
 		pm.Apps = append(pm.Apps, *ra)
 	}
-	if err := checkVolumes(pm, byID); err != nil {
+	if err := checkVolumes(pm); err != nil {
 		return nil, err
 	}
 	if err := checkPorts(pm); err != nil {
@@ -326,7 +326,7 @@ func completeManifest(cfg PrepareConfig, byID map[string]*Image) (*schema.PodMan
 			return nil, err
 		}
 	}
-	if err := checkVolumes(&pm, byID); err != nil {
+	if err := checkVolumes(&pm); err != nil {
 		return nil, err
 	}
 	return &pm, nil
@@ -473,7 +473,7 @@ func checkApp(ra *schema.RuntimeApp, img *Image) error {
 // checkVolumes requires every mount to name a pod volume and every pod
 // volume to be mounted somewhere; an image mount point that nothing fills
 // gets an empty volume of its own, as rkt did.
-func checkVolumes(pm *schema.PodManifest, byID map[string]*Image) error {
+func checkVolumes(pm *schema.PodManifest) error {
 	vols := map[types.ACName]bool{}
 	for _, v := range pm.Volumes {
 		vols[v.Name] = true
@@ -527,7 +527,6 @@ func checkVolumes(pm *schema.PodManifest, byID map[string]*Image) error {
 			}
 		}
 	}
-	_ = byID
 	return nil
 }
 
@@ -757,22 +756,6 @@ func copyTree(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("cp %s: %v: %s", src, err, strings.TrimSpace(string(out)))
 	}
 	return nil
-}
-
-// MkdirTarget makes a mount target inside an app's root for a source that
-// is a directory (a directory) or a file (an empty file).
-func MkdirTarget(target string, srcIsDir bool) error {
-	if srcIsDir {
-		return os.MkdirAll(target, 0o755)
-	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(target, os.O_CREATE|os.O_RDONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	return f.Close()
 }
 
 // underMount reports whether p lies in one of the app's mounts (then it

@@ -242,6 +242,15 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 	relay.finish()
 
 	first := pm.Apps[0].Name.String()
+	if _, err := os.Stat(filepath.Join(podDir, pod.PIDFile)); err == nil {
+		// The pod ran, but its PID 1 died before recording every app
+		// (stop --force, or a kill): its apps died by SIGKILL with it.
+		for _, a := range pf.apps {
+			if _, err := readStatus(podDir, a); err != nil {
+				_ = writeFile(pod.AppStatusPath(podDir, a), strconv.Itoa(128+int(unix.SIGKILL)))
+			}
+		}
+	}
 	if code, err := readStatus(podDir, first); err == nil {
 		return code
 	}
@@ -342,16 +351,7 @@ func nspawnArgs(podDir string, c *RunConfig, rc *pod.RuntimeConfig, hostname str
 // image's dynamic loader and libraries, so that the host needs neither
 // systemd nor the same libc.
 func nspawnCommand(podDir string, args []string) *exec.Cmd {
-	s1 := pod.Stage1RootfsPath(podDir)
-	libs := []string{
-		filepath.Join(s1, "usr/lib/x86_64-linux-gnu/systemd"),
-		filepath.Join(s1, "usr/lib/x86_64-linux-gnu"),
-		filepath.Join(s1, "usr/lib64"),
-	}
-	loader := filepath.Join(s1, "usr/lib64/ld-linux-x86-64.so.2")
-	full := append([]string{"--library-path", strings.Join(libs, ":"), "--argv0", "systemd-nspawn",
-		filepath.Join(s1, "usr/bin/systemd-nspawn")}, args...)
-	return exec.Command(loader, full...)
+	return imageCommand(context.Background(), pod.Stage1RootfsPath(podDir), "systemd-nspawn", args)
 }
 
 // nspawnEnv is nspawn's environment: no image lock files on the host.

@@ -87,9 +87,10 @@ func (u *appUnit) unitText() string {
 	} else {
 		b.WriteString("StandardInput=null\nStandardOutput=journal\nStandardError=journal\n")
 	}
-	// SIGTERM to the app, SIGKILL to all after the timeout; the relay
-	// left behind by the launcher drains and exits by itself.
-	b.WriteString("KillMode=mixed\n")
+	// SIGTERM to every process of the app, SIGKILL after the timeout. The
+	// launcher's tee ignores SIGTERM and leaves once it has drained the
+	// app's output; "mixed" would SIGKILL it as soon as the app exits.
+	b.WriteString("KillMode=control-group\n")
 	if u.StopTimeoutSec > 0 {
 		fmt.Fprintf(&b, "TimeoutStopSec=%d\n", u.StopTimeoutSec)
 	}
@@ -154,8 +155,9 @@ TimeoutStopSec=5
 Description=Apps stopped
 DefaultDependencies=no
 `,
-	// rkt-exit stops every app (they conflict with shutdown.target) and
-	// then asks the manager to exit, which in a container ends PID 1.
+	// rkt-exit stops every app (they conflict with shutdown.target), has
+	// journald write out what the apps sent it, and then asks the manager
+	// to exit, which in a container ends PID 1.
 	"rkt-exit.service": `[Unit]
 Description=Pod exit
 DefaultDependencies=no
@@ -164,6 +166,7 @@ After=shutdown.target
 
 [Service]
 Type=oneshot
+ExecStart=/usr/bin/journalctl --sync
 ExecStart=/usr/bin/systemctl --force exit
 `,
 	"exit.target":     exitTarget,

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/rktng/rkt/pkg/pod"
+	"github.com/rktng/rkt/stage1"
+	"github.com/rktng/rkt/store"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	register(func() *cobra.Command {
+		var app string
+		var follow bool
+		var lines int
+		cmd := &cobra.Command{
+			Use:   "logs [--app=NAME] [--follow] UUID",
+			Short: "Print the output of a pod's apps, kept in the pod's journal",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				p, err := pod.Open(globals.Dir, args[0])
+				if err != nil {
+					return err
+				}
+				pm, err := p.Manifest()
+				if err != nil {
+					return err
+				}
+				var apps []string
+				for _, ra := range pm.Apps {
+					if app == "" || ra.Name.String() == app {
+						apps = append(apps, ra.Name.String())
+					}
+				}
+				if len(apps) == 0 {
+					return fmt.Errorf("pod %s has no app %q", p.UUID, app)
+				}
+				if follow && p.Status() != pod.StatusRunning {
+					follow = false
+				}
+				lc := stage1.LogsConfig{
+					JournalRoot: pod.Stage1UpperDir(p.Dir),
+					Apps:        apps,
+					Prefix:      len(apps) > 1,
+					Follow:      follow,
+					Lines:       lines,
+				}
+				if id, err := p.Stage1TreeID(); err == nil {
+					if s, err := store.Open(globals.Dir); err == nil {
+						if t, err := s.GetTree(id); err == nil {
+							lc.Stage1Rootfs = t.Rootfs()
+						}
+					}
+				}
+				err = stage1.Logs(cmd.Context(), lc, os.Stdout, os.Stderr)
+				if errors.Is(err, stage1.ErrNoJournal) {
+					return fmt.Errorf("pod %s: %w (its stage1 keeps none, or it never started)", p.UUID, err)
+				}
+				return err
+			},
+		}
+		cmd.Flags().StringVar(&app, "app", "", "only this app's output")
+		cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output while the pod runs")
+		cmd.Flags().IntVarP(&lines, "lines", "n", 0, "only the last N lines")
+		return cmd
+	})
+}

@@ -1,0 +1,84 @@
+package stage1
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// LogsConfig is `rkt logs`: which pod and apps, and how.
+type LogsConfig struct {
+	// JournalRoot is where the pod's stage1 root writes land on the host
+	// (pod.Stage1UpperDir); the journal is under var/log/journal there.
+	JournalRoot string
+	// Stage1Rootfs is the rendered stage1 image whose journalctl reads
+	// the journal; empty means the host's journalctl.
+	Stage1Rootfs string
+	// Apps restricts the output to these apps (SyslogIdentifier of their
+	// units); all of Apps when Prefix is set.
+	Apps []string
+	// Prefix prints "[APP] " before each line, as `rkt run` does for a
+	// pod of several apps; otherwise each message is printed as written.
+	Prefix bool
+	Follow bool
+	// Lines is journalctl's --lines; 0 means all.
+	Lines int
+}
+
+// ErrNoJournal is returned for a pod whose stage1 keeps no journal (the
+// fly stage1) or that never booted.
+var ErrNoJournal = errors.New("pod has no journal")
+
+// Logs prints the apps' output kept in the pod's journal. It runs the
+// stage1 image's own journalctl (dynamically linked against the image's
+// libraries, like nspawn), so the host needs no systemd; the journal is
+// systemd's own format, which only systemd's tools read reliably.
+func Logs(ctx context.Context, c LogsConfig, stdout, stderr io.Writer) error {
+	dir := filepath.Join(c.JournalRoot, "var", "log", "journal")
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) == 0 {
+		return ErrNoJournal
+	}
+	args := []string{"--no-pager", "--quiet", "--directory=" + filepath.Join(dir, ents[0].Name())}
+	if c.Prefix {
+		// short: "DATE HOST APP[PID]: line"; the identifier is the app.
+		args = append(args, "--output=short-iso")
+	} else {
+		args = append(args, "--output=cat")
+	}
+	if c.Follow {
+		args = append(args, "--follow")
+	}
+	if c.Lines > 0 {
+		args = append(args, fmt.Sprintf("--lines=%d", c.Lines))
+	}
+	for _, a := range c.Apps {
+		args = append(args, "SYSLOG_IDENTIFIER="+a)
+	}
+	var cmd *exec.Cmd
+	journalctl := filepath.Join(c.Stage1Rootfs, "usr/bin/journalctl")
+	if _, err := os.Stat(journalctl); c.Stage1Rootfs != "" && err == nil {
+		cmd = imageCommand(ctx, c.Stage1Rootfs, "journalctl", args)
+	} else {
+		cmd = exec.CommandContext(ctx, "journalctl", args...)
+	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Env = []string{"SYSTEMD_COLORS=0", "SYSTEMD_PAGER="}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("journalctl: %w", err)
+	}
+	return nil
+}
+
+// imageCommand runs usr/bin/NAME of a stage1 root through the root's own
+// loader and libraries.
+func imageCommand(ctx context.Context, s1, name string, args []string) *exec.Cmd {
+	libs := filepath.Join(s1, "usr/lib/x86_64-linux-gnu/systemd") + ":" +
+		filepath.Join(s1, "usr/lib/x86_64-linux-gnu") + ":" + filepath.Join(s1, "usr/lib64")
+	full := append([]string{"--library-path", libs, "--argv0", name, filepath.Join(s1, "usr/bin", name)}, args...)
+	return exec.CommandContext(ctx, filepath.Join(s1, "usr/lib64/ld-linux-x86-64.so.2"), full...)
+}

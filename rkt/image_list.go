@@ -101,7 +101,7 @@ func runImageList(cmd *cobra.Command, c imageListConfig) error {
 		out := make([]imageListEntry, 0, len(imgs))
 		for _, img := range imgs {
 			out = append(out, imageListEntry{ID: img.ID, Name: displayName(img), ImportTime: img.ImportTime.UnixNano(),
-				LastUsedTime: img.LastUsed.UnixNano(), Size: img.Size, Latest: img.Latest})
+				LastUsedTime: img.LastUsed.UnixNano(), Size: totalSize(img), Latest: img.Latest})
 		}
 		return writeJSON(w, c.format, out)
 	}
@@ -120,6 +120,10 @@ func runImageList(cmd *cobra.Command, c imageListConfig) error {
 	}
 	return writeTable(w, legend, rows, c.noLegend)
 }
+
+// totalSize is what rkt showed as an image's size: the blob and the
+// trees rendered from it.
+func totalSize(img store.ImageInfo) int64 { return img.Size + img.TreeSize }
 
 func displayName(img store.ImageInfo) string {
 	if v := img.Version(); v != "" {
@@ -149,9 +153,9 @@ func imageField(img store.ImageInfo, f string, full bool, now time.Time) string 
 		return humanAgo(img.LastUsed, now)
 	case "size":
 		if full {
-			return strconv.FormatInt(img.Size, 10)
+			return strconv.FormatInt(totalSize(img), 10)
 		}
-		return humanSize(img.Size)
+		return humanSize(totalSize(img))
 	case "latest":
 		return strconv.FormatBool(img.Latest)
 	}
@@ -170,7 +174,7 @@ func sortImages(imgs []store.ImageInfo, by []string, desc bool) {
 		case "lastused":
 			return a.LastUsed.Compare(b.LastUsed)
 		case "size":
-			return compareInt(a.Size, b.Size)
+			return compareInt(totalSize(a), totalSize(b))
 		case "latest":
 			return compareBool(a.Latest, b.Latest)
 		}

@@ -37,7 +37,10 @@ type ImageInfo struct {
 	ImportTime time.Time         `json:"importTime"`
 	LastUsed   time.Time         `json:"lastUsed"`
 	// Size is the uncompressed ACI's size in bytes.
-	Size      int64  `json:"size"`
+	Size int64 `json:"size"`
+	// TreeSize is the disk space of the trees rendered with this image
+	// on top, filled in by List (not stored).
+	TreeSize  int64  `json:"-"`
 	SourceURL string `json:"sourceURL,omitempty"`
 	// ETag and CacheMaxAge repeat the HTTP metadata the image came with
 	// (see Remote for the per-URL record the fetcher consults).
@@ -124,13 +127,30 @@ func (s *Store) Info(id string) (ImageInfo, error) {
 	return info, err
 }
 
-// List returns every image, oldest import first.
+// List returns every image, oldest import first, with TreeSize set.
 func (s *Store) List() ([]ImageInfo, error) {
 	var out []ImageInfo
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
-		out, err = allImages(tx)
-		return err
+		if out, err = allImages(tx); err != nil {
+			return err
+		}
+		b := bucket(tx, bucketTrees)
+		if b == nil {
+			return nil
+		}
+		sizes := map[string]int64{}
+		b.ForEach(func(_, v []byte) error {
+			var t Tree
+			if json.Unmarshal(v, &t) == nil {
+				sizes[t.ImageID] += t.Size
+			}
+			return nil
+		})
+		for i := range out {
+			out[i].TreeSize = sizes[out[i].ID]
+		}
+		return nil
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].ImportTime.Before(out[j].ImportTime) })
 	return out, err

@@ -392,3 +392,31 @@ func TestRenderTouchesDependencies(t *testing.T) {
 		t.Error("rendering the top image did not mark its dependency used")
 	}
 }
+
+func TestRenderFullDiskLeavesNoTree(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=6m"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A 4 MiB blob fits; its 4 MiB tree beside it does not.
+	noise := make([]byte, 4<<20)
+	for i := range noise {
+		noise[i] = byte(i*7919 + i>>8)
+	}
+	info := mustImport(t, s, makeTar(t, manifestJSON("example.com/big", nil, nil, nil), file("rootfs/noise", string(noise))))
+	_, err = s.Render(context.Background(), info.ID)
+	if !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), "rootfs/noise") {
+		t.Fatalf("render on a full disk: %v", err)
+	}
+	if ents, _ := os.ReadDir(s.treeDir()); len(ents) > 0 {
+		t.Errorf("tree store not empty: %v", ents)
+	}
+}

@@ -39,6 +39,8 @@ type Tree struct {
 	Images  []string `json:"images,omitempty"`
 	// RenderTime is when the tree was rendered.
 	RenderTime time.Time `json:"renderTime"`
+	// Size is the disk space the rootfs takes.
+	Size int64 `json:"size,omitempty"`
 }
 
 // Rootfs is the rendered root filesystem.
@@ -356,7 +358,7 @@ func (s *Store) renderTree(ctx context.Context, imgs acirenderer.Images, t *Tree
 	if err != nil {
 		return err
 	}
-	sum, err := treeHash(tmp, sums)
+	sum, size, err := treeHash(tmp, sums)
 	if err != nil {
 		return err
 	}
@@ -381,6 +383,7 @@ func (s *Store) renderTree(ctx context.Context, imgs acirenderer.Images, t *Tree
 		return err
 	}
 	t.RenderTime = time.Now()
+	t.Size = size
 	return s.update(func(tx *bolt.Tx) error {
 		v, _ := json.Marshal(t)
 		return tx.Bucket(bucketTrees).Put([]byte(t.ID), v)
@@ -556,7 +559,7 @@ func (s *Store) VerifyTree(treeID string) error {
 	if err != nil {
 		return fmt.Errorf("verify tree %s: %w: hash file: %v", treeID, ErrTreeCorrupt, err)
 	}
-	got, err := treeHash(dir, nil)
+	got, _, err := treeHash(dir, nil)
 	if err != nil {
 		return fmt.Errorf("verify tree %s: %w: %v", treeID, ErrTreeCorrupt, err)
 	}

@@ -21,12 +21,15 @@ import (
 // from the files themselves (lstat, never following symlinks), so what
 // Render records and what VerifyTree recomputes are measured the same way;
 // content digests may come from sums (computed while writing) to spare a
-// second read of every file.
-func treeHash(dir string, sums map[string][]byte) (string, error) {
+// second read of every file. It also returns the disk space the rootfs
+// takes (hard-linked files counted once).
+func treeHash(dir string, sums map[string][]byte) (string, int64, error) {
+	var used int64
+	inodes := map[uint64]bool{}
 	h := sha512.New()
 	manifest, err := os.ReadFile(filepath.Join(dir, "manifest"))
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	fmt.Fprintf(h, "manifest %d\n", len(manifest))
 	h.Write(manifest)
@@ -41,6 +44,10 @@ func treeHash(dir string, sums map[string][]byte) (string, error) {
 		var st unix.Stat_t
 		if err := unix.Lstat(p, &st); err != nil {
 			return err
+		}
+		if !inodes[st.Ino] {
+			inodes[st.Ino] = true
+			used += st.Blocks * 512
 		}
 		fmt.Fprintf(h, "%q %o %d:%d %d %d.%09d", rel, st.Mode, st.Uid, st.Gid, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
 		switch st.Mode & unix.S_IFMT {
@@ -74,9 +81,9 @@ func treeHash(dir string, sums map[string][]byte) (string, error) {
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("hash tree %s: %w", dir, err)
+		return "", 0, fmt.Errorf("hash tree %s: %w", dir, err)
 	}
-	return "sha512-" + hex.EncodeToString(h.Sum(nil)), nil
+	return "sha512-" + hex.EncodeToString(h.Sum(nil)), used, nil
 }
 
 func fileDigest(p string, h interface {

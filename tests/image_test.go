@@ -195,6 +195,18 @@ func TestImageVerifyRmGC(t *testing.T) {
 	if len(trees) != 2 {
 		t.Fatalf("trees after prepare: %v", trees)
 	}
+	// As in rkt, an image's size counts the trees rendered from it.
+	var list []struct {
+		ID   string `json:"id"`
+		Size int64  `json:"size"`
+	}
+	json.Unmarshal([]byte(e.MustRun("image", "list", "--format=json")), &list)
+	for _, img := range list {
+		blob, err := os.Stat(filepath.Join(e.Dir, "cas", "blob", "sha512", img.ID[7:9], img.ID))
+		if err != nil || img.Size <= blob.Size() {
+			t.Errorf("image %s: size %d, blob %v: the tree is not counted", img.ID[:19], img.Size, err)
+		}
+	}
 	out := e.MustRun("image", "verify")
 	if strings.Count(out, "\tok") != 2 {
 		t.Fatalf("image verify:\n%s", out)

@@ -144,3 +144,50 @@ func humanAgo(t, now time.Time) string {
 }
 
 const fullTimeLayout = "2006-01-02 15:04:05.999 -0700 MST"
+
+// barProgress draws one self-overwriting line on stderr while long image
+// work runs, and only when stderr is a terminal.
+type barProgress struct {
+	label string
+	last  time.Time
+	shown bool
+}
+
+// newBarProgress returns nil (no progress) unless stderr is a TTY.
+func newBarProgress(label string) *barProgress {
+	if !isTerminal(os.Stderr) {
+		return nil
+	}
+	return &barProgress{label: label}
+}
+
+// update redraws at most ten times a second.
+func (p *barProgress) update(done, total int64) {
+	if p == nil || total <= 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(p.last) < 100*time.Millisecond && done < total {
+		return
+	}
+	p.last = now
+	const width = 30
+	fill := int(width * min(done, total) / total)
+	fmt.Fprintf(os.Stderr, "\r%s [%s%s] %s / %s ", p.label, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), humanSize(done), humanSize(total))
+	p.shown = true
+}
+
+// finish ends the line, if one was drawn.
+func (p *barProgress) finish() {
+	if p != nil && p.shown {
+		fmt.Fprintln(os.Stderr)
+	}
+}
+
+// callback is update as a CopyOptions.Progress, or nil.
+func (p *barProgress) callback() func(done, total int64) {
+	if p == nil {
+		return nil
+	}
+	return p.update
+}

@@ -6,8 +6,24 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/rktng/rkt/store"
 	"github.com/spf13/cobra"
 )
+
+// progressWriter reports the bytes written through it.
+type progressWriter struct {
+	w     io.Writer
+	n     int64
+	total int64
+	bar   *barProgress
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	p.bar.update(p.n, p.total)
+	return n, err
+}
 
 func init() {
 	registerImage(func() *cobra.Command {
@@ -50,7 +66,14 @@ func runImageExport(ref, dst string, overwrite bool) error {
 		return fmt.Errorf("export %s: %w", dst, err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, src); err != nil {
+	var w io.Writer = tmp
+	if bar := newBarProgress("Exporting " + store.ShortID(id)); bar != nil {
+		defer bar.finish()
+		if fi, err := src.Stat(); err == nil {
+			w = &progressWriter{w: tmp, total: fi.Size(), bar: bar}
+		}
+	}
+	if _, err := io.Copy(w, src); err != nil {
 		tmp.Close()
 		return fmt.Errorf("export %s: %w", dst, err)
 	}

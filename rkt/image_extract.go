@@ -29,6 +29,13 @@ func newImageCopyCommand(render bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			verb := "Extracting"
+			if render {
+				verb = "Rendering"
+			}
+			bar := newBarProgress(verb + " " + store.ShortID(id))
+			defer bar.finish()
+			o.Progress = bar.callback()
 			return s.ExtractTo(cmd.Context(), id, args[1], o)
 		},
 	}

@@ -50,6 +50,9 @@ type extractor struct {
 	mu      sync.Mutex
 	jobErr  error
 	workers int
+	// progress, when set, hears the position in the current layer's
+	// blob, and its size once the layer is done.
+	progress func(pos int64, layerDone bool)
 }
 
 // fileJob is one regular file to fill: size bytes at offset off of the
@@ -315,10 +318,16 @@ func (x *extractor) extractLayer(ctx context.Context, layer int, plan *layerPlan
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
+			if x.progress != nil {
+				x.progress(sr.pos, true)
+			}
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("%w: image %s: reading tar: %v", ErrInvalidImage, plan.id, err)
+		}
+		if x.progress != nil {
+			x.progress(sr.pos, false)
 		}
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue

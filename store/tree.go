@@ -313,7 +313,7 @@ func lockCtx(ctx context.Context, l *lock.FileLock) error {
 // extractInto writes the layers of imgs (top first) into dir, which holds
 // nothing yet: dir/manifest and dir/rootfs. With all set, the single image
 // is extracted whole, without acirenderer's choice of files.
-func (s *Store) extractInto(ctx context.Context, imgs acirenderer.Images, dir string, all bool) (map[string][]byte, error) {
+func (s *Store) extractInto(ctx context.Context, imgs acirenderer.Images, dir string, all bool, progress func(done, total int64)) (map[string][]byte, error) {
 	reg := s.newRegistry(nil)
 	var files acirenderer.RenderedACI
 	if all {
@@ -329,6 +329,24 @@ func (s *Store) extractInto(ctx context.Context, imgs acirenderer.Images, dir st
 		return nil, err
 	}
 	defer x.close()
+	if progress != nil {
+		var total int64
+		for _, f := range files {
+			if fi, err := os.Stat(s.blobPath(f.Key)); err == nil {
+				total += fi.Size()
+			}
+		}
+		// Layers are read one after the other: progress is the bytes of
+		// the layers done plus the position in the current one.
+		var before int64
+		x.progress = func(pos int64, layerDone bool) {
+			if layerDone {
+				before += pos
+				pos = 0
+			}
+			progress(before+pos, total)
+		}
+	}
 	for i, f := range files {
 		plan := &layerPlan{id: f.Key, blob: s.blobPath(f.Key), files: f.FileMap, all: all, manifest: i == 0}
 		plan.materialize = hiddenLinkTargets(reg.entries[f.Key], f.FileMap)
@@ -354,7 +372,7 @@ func (s *Store) renderTree(ctx context.Context, imgs acirenderer.Images, t *Tree
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	sums, err := s.extractInto(ctx, imgs, tmp, false)
+	sums, err := s.extractInto(ctx, imgs, tmp, false, nil)
 	if err != nil {
 		return err
 	}
@@ -399,6 +417,8 @@ type CopyOptions struct {
 	RootfsOnly bool
 	// Overwrite replaces an existing dst.
 	Overwrite bool
+	// Progress, when set, is called as the images' bytes are read.
+	Progress func(done, total int64)
 }
 
 // ExtractTo writes image id (rendered with its dependencies, or its own
@@ -434,7 +454,7 @@ func (s *Store) ExtractTo(ctx context.Context, id, dst string, o CopyOptions) er
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	if _, err := s.extractInto(ctx, imgs, tmp, !o.Render); err != nil {
+	if _, err := s.extractInto(ctx, imgs, tmp, !o.Render, o.Progress); err != nil {
 		return fmt.Errorf("extract %s: %w", ShortID(id), err)
 	}
 	src := tmp

@@ -101,15 +101,17 @@ func newExtractor(treeDir string) (*extractor, error) {
 		cacheFd: -1, buf: make([]byte, 1<<20), h: newContentHash(), jobs: make(chan fileJob, 64)}
 	x.workers = max(runtime.GOMAXPROCS(0), 2)
 	for i := 0; i < x.workers; i++ {
-		go x.worker()
+		go x.worker(x.jobs)
 	}
 	return x, nil
 }
 
-func (x *extractor) worker() {
+// worker gets the channel as an argument: close clears the field, and a
+// worker that had not started yet would otherwise range over nil forever.
+func (x *extractor) worker(jobs <-chan fileJob) {
 	buf := make([]byte, 1<<20)
 	h := newContentHash()
-	for j := range x.jobs {
+	for j := range jobs {
 		sum, err := fillFile(j, buf, h)
 		if cerr := unix.Close(j.fd); err == nil && cerr != nil {
 			err = cerr

@@ -324,10 +324,12 @@ func (s *Store) importStream(ctx context.Context, r io.Reader, opts ImportOption
 	if err != nil {
 		return info, fmt.Errorf("create temp file: %w", err)
 	}
-	keep := false
+	// Whatever happens, the temp file goes, unless it became the blob
+	// (then its old name may already be someone else's temp file).
+	renamed := false
 	defer func() {
-		if !keep {
-			tmp.Close()
+		tmp.Close()
+		if !renamed {
 			os.Remove(tmp.Name())
 		}
 	}()
@@ -393,6 +395,7 @@ func (s *Store) importStream(ctx context.Context, r io.Reader, opts ImportOption
 		if err := os.Rename(tmp.Name(), dst); err != nil {
 			return err
 		}
+		renamed = true
 		if err := syncDir(filepath.Dir(dst)); err != nil {
 			os.Remove(dst)
 			return err

@@ -392,6 +392,21 @@ func RemoveDirs(dirs []string) error {
 }
 
 func removeTree(dir string) error {
+	// Removing kills what is inside: never a hierarchy's root (which
+	// holds every process of the host), never outside /sys/fs/cgroup.
+	if !strings.HasPrefix(dir, Root+"/") {
+		return fmt.Errorf("cgroup: refusing to remove %s: not below %s", dir, Root)
+	}
+	var st, parent unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return fmt.Errorf("cgroup: %w", err)
+	}
+	if err := unix.Stat(filepath.Dir(dir), &parent); err != nil || parent.Dev != st.Dev {
+		return fmt.Errorf("cgroup: refusing to remove %s: a hierarchy's root", dir)
+	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -414,9 +429,27 @@ func removeTree(dir string) error {
 		if !errors.Is(err, unix.EBUSY) || attempt == 50 {
 			return fmt.Errorf("cgroup: remove %s: %w", dir, err)
 		}
+		if holdsSelf(dir) {
+			return fmt.Errorf("cgroup: refusing to empty %s: it holds this process", dir)
+		}
 		killAll(dir)
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// holdsSelf reports whether the calling process is in cgroup dir.
+func holdsSelf(dir string) bool {
+	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return true // cannot tell: do not kill
+	}
+	self := strconv.Itoa(os.Getpid())
+	for _, f := range strings.Fields(string(data)) {
+		if f == self {
+			return true
+		}
+	}
+	return false
 }
 
 func killAll(dir string) {

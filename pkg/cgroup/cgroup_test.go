@@ -191,3 +191,80 @@ func TestBindIntoAndJoin(t *testing.T) {
 		_ = unix.Unmount(d, unix.MNT_DETACH)
 	}
 }
+
+// CreateAppAt records the pod's cgroup (the first element of the path),
+// never the caller's own, and RemovePod refuses anything else.
+func TestCreateAppAtRecordsPodCgroup(t *testing.T) {
+	needRoot(t)
+	podDir := t.TempDir()
+	uuid := fmt.Sprintf("at-%d", os.Getpid())
+	cg, err := CreateAppAt(podDir, filepath.Join(PodName(uuid), "stage1", "app"), Limits{MemoryBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := readState(podDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) != len(cg.Dirs) {
+		t.Fatalf("recorded %v for %v", dirs, cg.Dirs)
+	}
+	for _, d := range dirs {
+		if filepath.Base(d) != PodName(uuid) {
+			t.Fatalf("recorded %s, want the pod's cgroup", d)
+		}
+	}
+	if err := RemovePod(podDir); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left", d)
+		}
+	}
+	if err := record(podDir, []string{"/sys/fs/cgroup/memory"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemovePod(podDir); err == nil || !strings.Contains(err.Error(), "not a pod cgroup") {
+		t.Fatalf("RemovePod of a non-pod cgroup: %v", err)
+	}
+}
+
+// RemoveDirs never empties a hierarchy's root or the caller's cgroup.
+func TestRemoveRefusesRootAndSelf(t *testing.T) {
+	needRoot(t)
+	mnt, err := v1Dir("memory")
+	if err != nil {
+		if dirs, err2 := ProcessDirs(os.Getpid()); err2 == nil && len(dirs) > 0 {
+			mnt = Root
+		} else {
+			t.Skip(err)
+		}
+	}
+	if err := RemoveDirs([]string{mnt}); err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("RemoveDirs(%s): %v", mnt, err)
+	}
+	if err := RemoveDirs([]string{"/tmp"}); err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("RemoveDirs(/tmp): %v", err)
+	}
+	// A cgroup holding the test process is not emptied by killing.
+	cg, err := Create(fmt.Sprintf("rkt-selftest-%d/app", os.Getpid()), Limits{MemoryBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, _ := ProcessDirs(os.Getpid())
+	if err := cg.Join(0); err != nil {
+		t.Fatal(err)
+	}
+	err = cg.Remove()
+	_ = JoinDirs(own, 0)
+	if err == nil || !strings.Contains(err.Error(), "holds this process") {
+		t.Fatalf("Remove of our own cgroup: %v", err)
+	}
+	if err := cg.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range cg.Dirs {
+		_ = os.Remove(filepath.Dir(d))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // StateFile, in a pod directory, lists the cgroup directories made for
@@ -18,21 +19,35 @@ const StateFile = "cgroups"
 func PodName(uuid string) string { return "rkt-" + uuid }
 
 // CreateApp makes the cgroup of one app of pod uuid with limits l,
-// records the pod's cgroup directories in podDir/StateFile (before
-// writing any limit, so that gc finds even a half-made cgroup), and
-// returns the app's cgroup. Empty limits make nothing.
+// "rkt-UUID/APP" below the caller's own cgroup, records the pod's cgroup
+// directories in podDir/StateFile (before writing any limit, so that gc
+// finds even a half-made cgroup), and returns the app's cgroup. Empty
+// limits make nothing.
 func CreateApp(podDir, uuid, app string, l Limits) (*Cgroup, error) {
+	return CreateAppAt(podDir, filepath.Join(PodName(uuid), app), l)
+}
+
+// CreateAppAt is CreateApp for an app cgroup at rel, a relative path below
+// the caller's cgroup whose first element is the pod's (PodName): a stage1
+// whose pod runs in a cgroup of its own puts its apps below it.
+func CreateAppAt(podDir, rel string, l Limits) (*Cgroup, error) {
+	app := filepath.Base(rel)
 	if l.Empty() {
 		v, err := Detect()
 		return &Cgroup{Version: v}, err
 	}
-	cg, err := Create(filepath.Join(PodName(uuid), app), l)
+	cg, err := Create(rel, l)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup of app %s: %w", app, err)
 	}
+	depth := len(strings.Split(filepath.Clean(rel), "/"))
 	var podDirs []string
 	for _, d := range cg.Dirs {
-		podDirs = append(podDirs, filepath.Dir(d))
+		top := d
+		for i := 1; i < depth; i++ {
+			top = filepath.Dir(top)
+		}
+		podDirs = append(podDirs, top)
 	}
 	if err := record(podDir, podDirs); err != nil {
 		_ = RemoveDirs(podDirs)
@@ -91,6 +106,13 @@ func RemovePod(podDir string) error {
 	dirs, err := readState(podDir)
 	if err != nil {
 		return fmt.Errorf("remove pod cgroups: %w", err)
+	}
+	// Only pod cgroups: removing one kills what is left inside, so a
+	// wrong entry must never name the caller's own cgroup or the root.
+	for _, d := range dirs {
+		if !strings.HasPrefix(filepath.Base(d), "rkt-") || !strings.HasPrefix(d, Root+"/") {
+			return fmt.Errorf("remove pod cgroups: %s in %s is not a pod cgroup", d, filepath.Join(podDir, StateFile))
+		}
 	}
 	if err := RemoveDirs(dirs); err != nil {
 		return fmt.Errorf("remove pod cgroups: %w", err)

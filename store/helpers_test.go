@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -124,4 +125,13 @@ func runFilter(argv []string, in []byte) ([]byte, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin = bytes.NewReader(in)
 	return cmd.Output()
+}
+
+// needRoot skips tests that render: rendering sets owners (chown) and
+// makes device nodes, which only root may. `make test` runs as root.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("rendering needs root (chown, mknod)")
+	}
 }

@@ -270,6 +270,7 @@ func TestImportSourceErrorsAndCancel(t *testing.T) {
 }
 
 func TestImportDotSlashArchive(t *testing.T) {
+	needRoot(t)
 	// `tar -C dir -czf x.aci .` names entries "./", "./manifest", ...
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "manifest"), []byte(manifestJSON("example.com/dot", nil, nil, nil)), 0o644)

@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestConcurrentProcesses(t *testing.T) {
+	needRoot(t)
 	dir := t.TempDir()
 	aci := filepath.Join(t.TempDir(), "c.aci")
 	body := strings.Repeat("two processes ", 1<<18)

@@ -41,6 +41,7 @@ func extractRaw(t *testing.T, raw []byte) (string, error) {
 }
 
 func TestExtractorStaysBeneathRootfs(t *testing.T) {
+	needRoot(t)
 	m := manifestJSON("example.com/x", nil, nil, nil)
 	outside := t.TempDir()
 	victim := filepath.Join(outside, "victim")
@@ -83,6 +84,7 @@ func TestExtractorStaysBeneathRootfs(t *testing.T) {
 }
 
 func TestExtractorKeepsMetadata(t *testing.T) {
+	needRoot(t)
 	m := manifestJSON("example.com/meta", nil, nil, nil)
 	suid := file("rootfs/bin/suid", "#!/bin/sh\n")
 	suid.mode, suid.uid, suid.gid = 0o4755, 1000, 1001
@@ -136,6 +138,7 @@ func TestExtractorKeepsMetadata(t *testing.T) {
 }
 
 func TestExtractorSymlinkInsideIsFollowed(t *testing.T) {
+	needRoot(t)
 	m := manifestJSON("example.com/x", nil, nil, nil)
 	out, err := extractRaw(t, makeTar(t, m, dir("rootfs/real"), symlink("rootfs/alias", "real"), file("rootfs/alias/f", "in")))
 	if err != nil {
@@ -162,6 +165,7 @@ func readTree(t *testing.T, tree Tree, p string) string {
 }
 
 func TestRenderUpperLayerWins(t *testing.T) {
+	needRoot(t)
 	s := newStore(t)
 	top := layered(t, s,
 		[]tEntry{dir("rootfs/etc"), file("rootfs/etc/os", "base"), file("rootfs/etc/only-base", "b")},
@@ -188,6 +192,7 @@ func TestRenderUpperLayerWins(t *testing.T) {
 }
 
 func TestRenderPathWhitelist(t *testing.T) {
+	needRoot(t)
 	s := newStore(t)
 	top := layered(t, s,
 		[]tEntry{dir("rootfs/bin"), file("rootfs/bin/keep", "k"), file("rootfs/bin/drop", "d"), dir("rootfs/empty")},
@@ -212,6 +217,7 @@ func TestRenderPathWhitelist(t *testing.T) {
 }
 
 func TestRenderHardLinkAcrossLayers(t *testing.T) {
+	needRoot(t)
 	s := newStore(t)
 	// The base's "f" is hidden by the top's; the base's hard link "g" to
 	// it must still have the base's content, and not be linked to the
@@ -239,6 +245,7 @@ func TestRenderHardLinkAcrossLayers(t *testing.T) {
 }
 
 func TestRenderMissingDependency(t *testing.T) {
+	needRoot(t)
 	s := newStore(t)
 	deps := []map[string]any{{"imageName": "example.com/absent"}}
 	top := mustImport(t, s, makeTar(t, manifestJSON("example.com/top", nil, deps, nil), file("rootfs/a", "a")))
@@ -252,6 +259,7 @@ func TestRenderMissingDependency(t *testing.T) {
 }
 
 func TestRenderSameLayerListingMatchesAcirenderer(t *testing.T) {
+	needRoot(t)
 	// acirenderer skips entries under a symlink of the same layer; the
 	// tree must not contain them either (extract mode takes them).
 	s := newStore(t)
@@ -268,6 +276,7 @@ func TestRenderSameLayerListingMatchesAcirenderer(t *testing.T) {
 }
 
 func TestConcurrentImportAndRender(t *testing.T) {
+	needRoot(t)
 	s := newStore(t)
 	raw := gzipBytes(t, makeTar(t, manifestJSON("example.com/c", nil, nil, nil), file("rootfs/big", strings.Repeat("z", 1<<20))))
 	var wg sync.WaitGroup
@@ -302,6 +311,7 @@ func TestConcurrentImportAndRender(t *testing.T) {
 }
 
 func TestRenderHardLinkWhoseTargetIsNotWhitelisted(t *testing.T) {
+	needRoot(t)
 	s := newStore(t)
 	top := layered(t, s,
 		[]tEntry{file("rootfs/f", "shared"), hardlink("rootfs/g", "rootfs/f"), hardlink("rootfs/h", "rootfs/f")},
@@ -328,6 +338,7 @@ func TestRenderHardLinkWhoseTargetIsNotWhitelisted(t *testing.T) {
 }
 
 func TestRenderTwiceIsAHitAndRemoveTree(t *testing.T) {
+	needRoot(t)
 	s := newStore(t)
 	info := mustImport(t, s, makeTar(t, manifestJSON("example.com/x", nil, nil, nil), file("rootfs/a", "a")))
 	t1, err := s.Render(context.Background(), info.ID)
@@ -362,6 +373,7 @@ func TestRenderTwiceIsAHitAndRemoveTree(t *testing.T) {
 }
 
 func TestRenderFailureLeavesNoTree(t *testing.T) {
+	needRoot(t)
 	s := newStore(t)
 	top := layered(t, s, []tEntry{file("rootfs/base", strings.Repeat("b", 10000))}, []tEntry{file("rootfs/top", "t")}, nil)
 	base, _ := s.Resolve("example.com/base")
@@ -379,6 +391,7 @@ func TestRenderFailureLeavesNoTree(t *testing.T) {
 }
 
 func TestRenderTouchesDependencies(t *testing.T) {
+	needRoot(t)
 	s := newStore(t)
 	top := layered(t, s, []tEntry{file("rootfs/b", "b")}, []tEntry{file("rootfs/t", "t")}, nil)
 	base, _ := s.Resolve("example.com/base")
@@ -394,9 +407,7 @@ func TestRenderTouchesDependencies(t *testing.T) {
 }
 
 func TestRenderFullDiskLeavesNoTree(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
+	needRoot(t)
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=6m"); err != nil {
 		t.Skipf("mount tmpfs: %v", err)

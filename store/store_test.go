@@ -14,6 +14,7 @@ import (
 )
 
 func TestImportRenderBasic(t *testing.T) {
+	needRoot(t)
 	s := newStore(t)
 	raw := makeTar(t, manifestJSON("example.com/basic", map[string]string{"version": "1.0"}, nil, nil),
 		dir("rootfs/bin"), file("rootfs/bin/hello", "hello\n"), symlink("rootfs/bin/abs", "/etc/passwd"),

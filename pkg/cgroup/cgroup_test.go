@@ -222,7 +222,10 @@ func TestCreateAppAtRecordsPodCgroup(t *testing.T) {
 			t.Errorf("%s left", d)
 		}
 	}
-	if err := record(podDir, []string{"/sys/fs/cgroup/memory"}); err != nil {
+	if err := record(podDir, []string{"/sys/fs/cgroup/memory"}); err == nil {
+		t.Fatal("recorded a hierarchy root as a pod cgroup")
+	}
+	if err := os.WriteFile(filepath.Join(podDir, StateFile), []byte(`["/sys/fs/cgroup/memory"]`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := RemovePod(podDir); err == nil || !strings.Contains(err.Error(), "not a pod cgroup") {

@@ -74,6 +74,11 @@ func readState(podDir string) ([]string, error) {
 // record adds dirs to the pod's state file (temp file + rename; callers
 // hold the pod's lock).
 func record(podDir string, dirs []string) error {
+	for _, d := range dirs {
+		if !strings.HasPrefix(filepath.Base(d), "rkt-") {
+			return fmt.Errorf("record cgroups: %s is not a pod cgroup", d)
+		}
+	}
 	have, err := readState(podDir)
 	if err != nil {
 		return err

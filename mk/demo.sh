@@ -100,6 +100,37 @@ if has run && [ -f "$images/stage1.aci" ]; then
 	has list && must list
 fi
 
+if has run && [ -f "$images/stage1.aci" ] && "$rkt" run --help 2>/dev/null | grep -q -- '--net' && command -v curl >/dev/null; then
+	section "Pod networking (CNI): the default network, reached from the host"
+	printf '%s$ rkt run --net=default rktng.io/test/inspect -- -serve-http=:8080 &%s\n' "$bold" "$off"
+	"$rkt" $g --insecure-options=image run --stage1-path="$images/stage1.aci" --net=default \
+		--uuid-file-save="$tmp/net-uuid" rktng.io/test/inspect -- -serve-http=:8080 >"$tmp/net.out" 2>&1 &
+	bg=$!
+	ip=""
+	for _ in $(seq 60); do
+		if [ -s "$tmp/net-uuid" ]; then
+			ip=$("$rkt" $g status "$(cat "$tmp/net-uuid")" 2>/dev/null | sed -n 's/^networks=default:ip4=//p')
+			[ -n "$ip" ] && grep -q http.listening "$tmp/net.out" && break
+		fi
+		kill -0 "$bg" 2>/dev/null || break
+		sleep 0.5
+	done
+	if [ -n "$ip" ]; then
+		must status "$(cat "$tmp/net-uuid")"
+		printf '%s$ curl http://%s:8080/%s\n' "$bold" "$ip" "$off"
+		curl -s -m 10 "http://$ip:8080/" || failed="$failed\n  curl http://$ip:8080/"
+		printf '%s$ curl http://%s:8080/exit%s\n' "$bold" "$ip" "$off"
+		curl -s -m 10 "http://$ip:8080/exit" || failed="$failed\n  curl http://$ip:8080/exit"
+	else
+		failed="$failed\n  the pod on the default network never got an address"
+		[ -s "$tmp/net-uuid" ] && "$rkt" $g stop --force "$(cat "$tmp/net-uuid")" >/dev/null 2>&1
+	fi
+	wait "$bg"
+	rc=$?
+	printf 'the pod exited with %d\n' "$rc"
+	[ $rc -eq 0 ] || { cat "$tmp/net.out"; failed="$failed\n  the networked pod exited $rc"; }
+fi
+
 if has gc; then
 	section "Garbage collection"
 	must gc --grace-period=0s

@@ -12,6 +12,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 	"github.com/rktng/rkt/pkg/appexec"
+	"github.com/rktng/rkt/pkg/cgroup"
 	"github.com/rktng/rkt/pkg/isolators"
 	"github.com/rktng/rkt/pkg/pod"
 	"github.com/rktng/rkt/pkg/user"
@@ -101,14 +102,45 @@ func podMaskedPaths() []string {
 	return out
 }
 
-// volumeFor finds the pod volume a mount point names.
-func volumeFor(pm *schema.PodManifest, name types.ACName) *types.Volume {
-	for i := range pm.Volumes {
-		if pm.Volumes[i].Name == name {
-			return &pm.Volumes[i]
+// mountPointReadOnly: the image's mount point of that name may ask for
+// read-only too.
+func mountPointReadOnly(app *types.App, m schema.Mount) bool {
+	for _, mp := range app.MountPoints {
+		if mp.Name == m.Volume && mp.ReadOnly {
+			return true
 		}
 	}
-	return nil
+	return false
+}
+
+// makeEmptyVolume makes (unless stage0 already did) an empty volume's
+// directory with the volume's mode and owner.
+func makeEmptyVolume(dir string, v *types.Volume) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	mode := os.FileMode(0o755)
+	if v.Mode != nil {
+		m, err := strconv.ParseUint(*v.Mode, 8, 32)
+		if err != nil {
+			return fmt.Errorf("mode %q: %w", *v.Mode, err)
+		}
+		mode = os.FileMode(m)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	uid, gid := 0, 0
+	if v.UID != nil {
+		uid = *v.UID
+	}
+	if v.GID != nil {
+		gid = *v.GID
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return err
+	}
+	return os.Chmod(dir, mode)
 }
 
 // preparePod writes every per-pod file into the stage1 root: app configs,
@@ -121,57 +153,56 @@ func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, ho
 		}
 	}
 	pf := &podFiles{}
-	// Volumes: host ones are bound by nspawn, empty ones live in the pod
-	// directory (so they go with it at gc).
-	for _, v := range pm.Volumes {
-		inPod := filepath.Join(volumesDir, v.Name.String())
+	// Volumes are bound by nspawn below /rkt/volumes, from the host or,
+	// for empty ones, from the pod directory (stage0's sharedVolumes, so
+	// they go with the pod at gc).
+	vols := map[types.ACName]*types.Volume{}
+	for i := range pm.Volumes {
+		vols[pm.Volumes[i].Name] = &pm.Volumes[i]
+	}
+	for i := range pm.Apps {
+		for _, m := range pm.Apps[i].Mounts {
+			if m.AppVolume != nil {
+				vols[m.AppVolume.Name] = m.AppVolume
+			}
+		}
+	}
+	volNames := make([]string, 0, len(vols))
+	for n := range vols {
+		volNames = append(volNames, n.String())
+	}
+	sort.Strings(volNames)
+	for _, n := range volNames {
+		v := vols[types.ACName(n)]
+		inPod := filepath.Join(volumesDir, n)
+		var src string
 		switch v.Kind {
 		case "host":
-			st, err := os.Stat(v.Source)
-			if err != nil {
-				return nil, fmt.Errorf("volume %s: source %w", v.Name, err)
-			}
-			if err := makeMountTarget(filepath.Join(s1, inPod), st.IsDir()); err != nil {
-				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
-			}
-			opt := "--bind="
-			if v.ReadOnly != nil && *v.ReadOnly {
-				opt = "--bind-ro="
-			}
-			bind := opt + v.Source + ":" + inPod
-			if v.Recursive != nil && !*v.Recursive {
-				bind += ":norbind"
-			}
-			pf.nspawnBinds = append(pf.nspawnBinds, bind)
+			src = v.Source
 		case "empty":
-			dir := filepath.Join(s1, inPod)
-			mode := os.FileMode(0o755)
-			if v.Mode != nil {
-				m, err := strconv.ParseUint(*v.Mode, 8, 32)
-				if err != nil {
-					return nil, fmt.Errorf("volume %s: mode %q: %w", v.Name, *v.Mode, err)
-				}
-				mode = os.FileMode(m)
-			}
-			if err := os.MkdirAll(dir, mode); err != nil {
-				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
-			}
-			uid, gid := 0, 0
-			if v.UID != nil {
-				uid = *v.UID
-			}
-			if v.GID != nil {
-				gid = *v.GID
-			}
-			if err := os.Chown(dir, uid, gid); err != nil {
-				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
-			}
-			if err := os.Chmod(dir, mode); err != nil {
-				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			src = filepath.Join(podDir, "sharedVolumes", n)
+			if err := makeEmptyVolume(src, v); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", n, err)
 			}
 		default:
-			return nil, fmt.Errorf("volume %s: unknown kind %q", v.Name, v.Kind)
+			return nil, fmt.Errorf("volume %s: unknown kind %q", n, v.Kind)
 		}
+		st, err := os.Stat(src)
+		if err != nil {
+			return nil, fmt.Errorf("volume %s: source %w", n, err)
+		}
+		if err := makeMountTarget(filepath.Join(s1, inPod), st.IsDir()); err != nil {
+			return nil, fmt.Errorf("volume %s: %w", n, err)
+		}
+		opt := "--bind="
+		if v.ReadOnly != nil && *v.ReadOnly {
+			opt = "--bind-ro="
+		}
+		bind := opt + src + ":" + inPod
+		if v.Recursive != nil && !*v.Recursive {
+			bind += ":norbind"
+		}
+		pf.nspawnBinds = append(pf.nspawnBinds, bind)
 	}
 
 	var names []string
@@ -189,6 +220,12 @@ func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, ho
 			return nil, err
 		}
 		u := &appUnit{Name: name, Interactive: rc.Interactive, Relay: relay && !rc.Interactive, StopTimeoutSec: defaultStopTimeout}
+		// Resource limits (pkg/isolators): a host cgroup the launcher
+		// joins through a bind mount on cgroup v1, service properties
+		// for the pod's systemd on v2.
+		if cfg.CgroupDirs, u.Properties, err = isolators.PodAppLimits(podDir, filepath.Join(cgroup.PodName(filepath.Base(podDir)), "stage1"), name, ra.App, s1); err != nil {
+			return nil, err
+		}
 
 		// API filesystems for the app, from the pod's own.
 		for _, d := range []string{"proc", "sys", "dev"} {
@@ -199,30 +236,31 @@ func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, ho
 		u.Binds = append(u.Binds, "/proc:"+podRoot+"/proc", "/dev:"+podRoot+"/dev")
 		u.ROBinds = append(u.ROBinds, "/sys:"+podRoot+"/sys")
 
-		for _, mp := range ra.App.MountPoints {
-			v := volumeFor(pm, mp.Name)
+		for _, m := range ra.Mounts {
+			name := m.Volume
+			if m.AppVolume != nil {
+				name = m.AppVolume.Name
+			}
+			v := vols[name]
 			if v == nil {
-				return nil, fmt.Errorf("app %s: mount point %s has no volume", name, mp.Name)
+				return nil, fmt.Errorf("app %s: mount at %s has no volume %q", ra.Name, m.Path, name)
 			}
 			isDir := true
-			if v.Kind == "host" {
-				if st, err := os.Stat(v.Source); err == nil {
-					isDir = st.IsDir()
-				}
+			if st, err := os.Stat(filepath.Join(s1, volumesDir, name.String())); err == nil {
+				isDir = st.IsDir()
 			}
-			target, err := safeJoin(hostRoot, mp.Path)
+			target, err := safeJoin(hostRoot, m.Path)
 			if err != nil {
-				return nil, fmt.Errorf("app %s: mount point %s: %w", name, mp.Name, err)
+				return nil, fmt.Errorf("app %s: mount at %s: %w", ra.Name, m.Path, err)
 			}
 			if err := makeMountTarget(target, isDir); err != nil {
-				return nil, fmt.Errorf("app %s: mount point %s: %w", name, mp.Name, err)
+				return nil, fmt.Errorf("app %s: mount at %s: %w", ra.Name, m.Path, err)
 			}
-			spec := filepath.Join(volumesDir, v.Name.String()) + ":" + filepath.Join(podRoot, filepath.Clean("/"+mp.Path))
+			spec := filepath.Join(volumesDir, name.String()) + ":" + filepath.Join(podRoot, filepath.Clean("/"+m.Path))
 			if v.Recursive != nil && !*v.Recursive {
 				spec += ":norbind"
 			}
-			ro := mp.ReadOnly || (v.ReadOnly != nil && *v.ReadOnly)
-			if ro {
+			if mountPointReadOnly(ra.App, m) || (v.ReadOnly != nil && *v.ReadOnly) {
 				u.ROBinds = append(u.ROBinds, spec)
 			} else {
 				u.Binds = append(u.Binds, spec)

@@ -51,6 +51,8 @@ type appUnit struct {
 	Relay bool
 	// StopTimeout is how long the app has between SIGTERM and SIGKILL.
 	StopTimeoutSec int
+	// Properties are extra [Service] lines (resource limits on cgroup v2).
+	Properties []string
 }
 
 // serviceName is the unit of app; appc app names ([a-z0-9-]) are valid
@@ -101,6 +103,9 @@ func (u *appUnit) unitText() string {
 	}
 	for _, s := range u.ROBinds {
 		fmt.Fprintf(&b, "BindReadOnlyPaths=%s\n", s)
+	}
+	for _, p := range u.Properties {
+		fmt.Fprintf(&b, "%s\n", p)
 	}
 	return b.String()
 }

@@ -5,10 +5,19 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
+}
 
 // isoFlavor is a stage1 the isolator tests run under.
 type isoFlavor struct {
@@ -96,18 +105,23 @@ func TestIsolatorsDefaultsNspawn(t *testing.T) {
 		}
 		e := newEnv(t)
 		e.Fetch("inspect.aci")
-		m := e.mustIso(f, inspectName, "--", "-print-caps", "-print-seccomp", "-check-syscall=mount", "-check-syscall=swapoff")
+		m := e.mustIso(f, inspectName, "--", "-print-caps", "-print-seccomp", "-check-syscall=unshare", "-check-syscall=swapoff")
 		if strings.Contains(m["cap.bnd.names"], "CAP_SYS_ADMIN") || !strings.Contains(m["cap.bnd.names"], "CAP_NET_BIND_SERVICE") {
 			t.Errorf("default bounding set %q", m["cap.bnd.names"])
 		}
-		if m["seccomp"] != "2" || m["syscall:swapoff"] != "EPERM" {
-			t.Errorf("default filter: seccomp=%s swapoff=%s", m["seccomp"], m["syscall:swapoff"])
+		if m["seccomp"] != "2" || m["syscall:swapoff"] != "EPERM" || m["syscall:unshare"] != "EPERM" {
+			t.Errorf("default filter: seccomp=%s swapoff=%s unshare=%s", m["seccomp"], m["syscall:swapoff"], m["syscall:unshare"])
 		}
+		// nspawn installs filters of its own (it refuses swapoff, for
+		// one); ours is the one more, and the one refusing unshare.
 		r := e.Run(append(append([]string{"--insecure-options=capabilities,seccomp", "run", "--stage1-path=" + f.image}, f.podFlags...),
-			inspectName, "--", "-print-caps", "-print-seccomp")...)
-		m = parseInspect(r.Stdout)
-		if r.Code != 0 || !strings.Contains(m["cap.bnd.names"], "CAP_SYS_ADMIN") || m["seccomp"] != "0" {
-			t.Errorf("--insecure-options=capabilities,seccomp: %s", r)
+			inspectName, "--", "-print-caps", "-print-seccomp", "-check-syscall=unshare")...)
+		mi := parseInspect(r.Stdout)
+		if r.Code != 0 || !strings.Contains(mi["cap.bnd.names"], "CAP_SYS_ADMIN") {
+			t.Errorf("--insecure-options=capabilities: %s", r)
+		}
+		if mi["syscall:unshare"] == "EPERM" || atoi(mi["seccomp.filters"])+1 != atoi(m["seccomp.filters"]) {
+			t.Errorf("--insecure-options=seccomp: unshare %q, %s filters (with ours: %s)", mi["syscall:unshare"], mi["seccomp.filters"], m["seccomp.filters"])
 		}
 		return
 	}

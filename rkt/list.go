@@ -31,7 +31,9 @@ type podApp struct {
 // netInfo is one network of a pod, from stage1's net-info.json.
 type netInfo struct {
 	NetName string `json:"netName"`
+	IfName  string `json:"ifName,omitempty"`
 	IP      string `json:"ip"`
+	Mask    string `json:"mask,omitempty"`
 }
 
 // podInfo is what list and status print about a pod; its JSON follows

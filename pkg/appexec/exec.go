@@ -20,12 +20,14 @@ import (
 // chrooted or have dropped privileges, so the caller should only report
 // the error and exit.
 //
-// The order matters: things needing privilege (oom_score_adj, mounts,
-// chroot, bounding set) come first; then the identity with PR_SET_KEEPCAPS
-// so that the permitted set survives setuid; then the final capability
-// sets; no_new_privs and the seccomp filter last, so the filter need not
-// allow the set-up calls, except when a non-root app without
-// no_new_privs could no longer install it (then it goes before setuid).
+// The order matters: things needing privilege (cgroups, oom_score_adj,
+// mounts, chroot, bounding set) come first; then the identity with
+// PR_SET_KEEPCAPS so that the permitted set survives setuid; then the
+// seccomp filter (with CAP_SYS_ADMIN briefly effective, unless
+// no_new_privs is asked for, in which case the filter comes last of all);
+// then the final capability sets, no_new_privs and the working directory.
+// A filter therefore only has to allow capset, prctl, chdir and execve of
+// the set-up calls.
 func Exec(c *Config) error {
 	if err := c.Validate(); err != nil {
 		return err
@@ -80,17 +82,22 @@ func Exec(c *Config) error {
 			return fmt.Errorf("app %s: %w", c.Name, err)
 		}
 	}
-	// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN,
-	// which a non-root app normally no longer has after setuid.
-	early := filter != nil && !c.NoNewPrivileges &&
-		(c.DisableCapabilities && c.UID != 0 || !c.DisableCapabilities && !(c.UID == 0 && bound.Has(unix.CAP_SYS_ADMIN)))
+	if err := c.setIdentity(); err != nil {
+		return fmt.Errorf("app %s: %w", c.Name, err)
+	}
+	// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN in
+	// the effective set: still permitted here (PR_SET_KEEPCAPS), it is
+	// raised for the install and dropped by the final capset below. The
+	// filter goes in after the identity change, so that it need not allow
+	// setgroups and setres[ug]id, only capset, prctl, chdir and execve.
+	early := filter != nil && !c.NoNewPrivileges
 	if early {
+		if err := raiseSysAdmin(); err != nil {
+			return fmt.Errorf("app %s: seccomp filter without no_new_privileges: %w", c.Name, err)
+		}
 		if err := filter.Install(); err != nil {
 			return fmt.Errorf("app %s: %w", c.Name, err)
 		}
-	}
-	if err := c.setIdentity(); err != nil {
-		return fmt.Errorf("app %s: %w", c.Name, err)
 	}
 	if !c.DisableCapabilities {
 		st := caps.State{Inheritable: bound}
@@ -130,6 +137,19 @@ func Exec(c *Config) error {
 	}
 	err = unix.Exec(path, c.Exec, c.Env)
 	return fmt.Errorf("app %s: exec %s: %w", c.Name, path, err)
+}
+
+// raiseSysAdmin makes CAP_SYS_ADMIN effective again, if permitted.
+func raiseSysAdmin() error {
+	st, err := caps.Get()
+	if err != nil {
+		return err
+	}
+	if !st.Permitted.Has(unix.CAP_SYS_ADMIN) {
+		return errors.New("CAP_SYS_ADMIN is not permitted: set no_new_privileges or run as root")
+	}
+	st.Effective |= 1 << unix.CAP_SYS_ADMIN
+	return st.Set()
 }
 
 // capSets returns the bounding set and the ambient set of the config.

@@ -356,3 +356,32 @@ func TestConfigRoundTrip(t *testing.T) {
 		t.Fatalf("want ErrBadConfig, got %v", err)
 	}
 }
+
+// The filter goes in after the identity change: a retain set without the
+// set*id calls still starts a non-root app without no_new_privs.
+func TestFilterAfterIdentity(t *testing.T) {
+	needRoot(t)
+	needBusybox(t)
+	var allowed []string
+	for _, n := range []string{"read", "write", "openat", "open", "close", "fstat", "newfstatat", "lseek", "mmap", "munmap",
+		"brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "ioctl", "getpid", "getuid", "geteuid", "exit", "exit_group",
+		"arch_prctl", "set_tid_address", "prctl", "capset", "capget", "chdir", "execve", "sendfile", "readlink", "uname",
+		"getgid", "getegid", "getppid", "futex", "mprotect", "prlimit64", "poll", "fcntl", "dup2", "stat", "lstat"} {
+		if seccomp.Known(n) {
+			allowed = append(allowed, n)
+		}
+	}
+	out, errOut, code := runChild(t, Config{
+		Exec: []string{busybox, "cat", "/proc/self/status"}, UID: 4321, GID: 4321,
+		Seccomp: &seccomp.Filter{Mode: seccomp.Retain, Syscalls: allowed, Errno: "EPERM"},
+	})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if got := statusField(t, out, "Uid"); strings.Fields(got)[0] != "4321" || statusField(t, out, "Seccomp") != "2" {
+		t.Fatalf("Uid %s Seccomp %s", got, statusField(t, out, "Seccomp"))
+	}
+	if got := parseHex(t, statusField(t, out, "CapEff")); got != 0 {
+		t.Fatalf("CapEff %x: CAP_SYS_ADMIN raised for the install was not dropped", got)
+	}
+}

@@ -241,6 +241,12 @@ func (cg *Cgroup) createV1(own map[string]string, name string, l Limits) error {
 
 func (cg *Cgroup) createV2(own, name string, l Limits) error {
 	base := filepath.Join(Root, own)
+	// v2 lets a cgroup hand controllers to its children only while it
+	// holds no process itself, and ours holds us: the pod's cgroup goes
+	// next to ours instead, below our parent.
+	if own != "/" && !emptyV2(base) {
+		base = filepath.Dir(base)
+	}
 	dir := filepath.Join(base, name)
 	var ctrls []string
 	if l.MemoryBytes > 0 {
@@ -281,6 +287,12 @@ func (cg *Cgroup) createV2(own, name string, l Limits) error {
 		}
 	}
 	return nil
+}
+
+// emptyV2 reports whether a v2 cgroup holds no process.
+func emptyV2(dir string) bool {
+	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	return err == nil && strings.TrimSpace(string(data)) == ""
 }
 
 // SharesToWeight maps v1 cpu.shares (2..262144) onto v2 cpu.weight

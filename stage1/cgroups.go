@@ -49,6 +49,12 @@ func ownCgroupDirs() ([]string, error) {
 		if parts[0] == "0" && key == "" {
 			key = "cgroup2"
 		}
+		// Only the hierarchies nspawn and the pod's systemd manage: moving
+		// a process between v1 controller cgroups costs milliseconds each,
+		// and resource limits are the apps' own cgroups (pkg/cgroup).
+		if key != "cgroup2" && key != "name=systemd" {
+			continue
+		}
 		mp, ok := mounts[key]
 		if !ok {
 			continue

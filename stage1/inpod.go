@@ -1,8 +1,10 @@
 package stage1
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -10,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rktng/rkt/pkg/appexec"
 	"golang.org/x/sys/unix"
@@ -57,16 +60,28 @@ func startTee(dir, app string) error {
 	if err != nil {
 		return err
 	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer readyR.Close()
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	cmd := exec.Command(self, teeDetach, dir, app)
 	cmd.Args[0] = teeName
-	cmd.ExtraFiles = []*os.File{outR, errR}
+	cmd.ExtraFiles = []*os.File{outR, errR, readyW}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
+	err = cmd.Run()
+	readyW.Close()
+	if err != nil {
 		return err
+	}
+	// The app may exit at once, and systemd then sends SIGTERM to what
+	// is left of the unit: wait until the tee ignores it.
+	if _, err := readyR.Read(make([]byte, 1)); err != nil {
+		return fmt.Errorf("tee did not start: %w", err)
 	}
 	outR.Close()
 	errR.Close()
@@ -81,7 +96,8 @@ func startTee(dir, app string) error {
 	return nil
 }
 
-// Tee is the tee mode: fd 3 is the app's stdout, fd 4 its stderr; each
+// Tee is the tee mode: fd 3 is the app's stdout, fd 4 its stderr, fd 5
+// is closed with a byte once SIGTERM is ignored; each
 // goes to our own stdout/stderr (the journal) and into the app's FIFO for
 // the run entrypoint. Run with teeDetach first, it starts itself again and
 // returns at once, so that the tee is no child of the app (an app that
@@ -94,7 +110,7 @@ func Tee(args []string) int {
 		}
 		cmd := exec.Command(self, args[1:]...)
 		cmd.Args[0] = teeName
-		cmd.ExtraFiles = []*os.File{os.NewFile(3, "stdout"), os.NewFile(4, "stderr")}
+		cmd.ExtraFiles = []*os.File{os.NewFile(3, "stdout"), os.NewFile(4, "stderr"), os.NewFile(5, "ready")}
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
 		if err := cmd.Start(); err != nil {
@@ -108,6 +124,9 @@ func Tee(args []string) int {
 	// The tee outlives the app by the time it takes to drain: systemd's
 	// SIGTERM to the unit's remaining processes must not cut it short.
 	signal.Ignore(unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGPIPE)
+	ready := os.NewFile(5, "ready")
+	_, _ = ready.Write([]byte{1})
+	ready.Close()
 	dir, app := args[0], args[1]
 	var wg sync.WaitGroup
 	for i, s := range []string{"stdout", "stderr"} {
@@ -169,7 +188,8 @@ func tee(src io.Reader, journal, fifo *os.File) {
 // Reap is the reaper mode (`/reaper APP`), every app's last ExecStopPost:
 // it records the app's exit status from systemd's $EXIT_CODE and
 // $EXIT_STATUS in /rkt/status/APP and, once every app of the pod has one,
-// asks systemd to end the pod with the first app's status.
+// has the pod's systemd end the pod (the run entrypoint reads the
+// statuses).
 func Reap(args []string) int {
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: reaper APP")
@@ -187,26 +207,44 @@ func Reap(args []string) int {
 		return 1
 	}
 	apps := strings.Fields(string(b))
-	first := -1
-	for i, a := range apps {
-		s, err := os.ReadFile(filepath.Join("/rkt/status", a))
-		if err != nil {
+	for _, a := range apps {
+		if _, err := os.Stat(filepath.Join("/rkt/status", a)); err != nil {
 			return 0 // some app still runs
 		}
-		if i == 0 {
-			first, _ = strconv.Atoi(strings.TrimSpace(string(s)))
-		}
 	}
-	if first < 0 || first > 255 {
-		first = ExitLaunchFailed
+	// Every app's output is in journald's sockets by now: have it written
+	// before the pod goes down, then start the pod's exit path
+	// (poweroff.target, see staticUnits) as `rkt stop` does.
+	if err := syncJournal(); err != nil {
+		fmt.Fprintf(os.Stderr, "reaper: sync journal: %v\n", err)
 	}
-	cmd := exec.Command("/usr/bin/systemctl", "--no-block", "exit", strconv.Itoa(first))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
+	if err := unix.Kill(1, unix.Signal(sigRTMin+4)); err != nil {
 		fmt.Fprintf(os.Stderr, "reaper: end pod: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// syncJournal is `journalctl --sync` without its start-up cost: one
+// varlink call asking journald to write out everything it has received.
+func syncJournal() error {
+	conn, err := net.DialTimeout("unix", "/run/systemd/journal/io.systemd.journal", time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte(`{"method":"io.systemd.Journal.Synchronize","parameters":{}}` + "\x00")); err != nil {
+		return err
+	}
+	reply, err := bufio.NewReader(conn).ReadString(0)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(reply, `"error"`) {
+		return fmt.Errorf("journald: %s", strings.TrimRight(reply, "\x00"))
+	}
+	return nil
 }
 
 // exitStatus turns systemd's description of how a process ended into a

@@ -315,6 +315,10 @@ func nspawnArgs(podDir string, c *RunConfig, rc *pod.RuntimeConfig, hostname str
 		"--machine=rkt-" + c.UUID,
 		"--uuid=" + c.UUID,
 		"--hostname=" + hostname,
+		// The pod's /etc is stage1's own: nothing of the host's is copied.
+		"--resolv-conf=off",
+		"--timezone=off",
+		"--link-journal=no",
 		// The journal is written straight into the stage1 root, so that
 		// it outlives the pod for `rkt logs`.
 		"--bind=" + filepath.Join(s1, "var/log/journal") + ":/run/log/journal",
@@ -356,7 +360,7 @@ func nspawnCommand(podDir string, args []string) *exec.Cmd {
 
 // nspawnEnv is nspawn's environment: no image lock files on the host.
 func nspawnEnv() []string {
-	env := []string{"SYSTEMD_NSPAWN_LOCK=0"}
+	env := []string{"SYSTEMD_NSPAWN_LOCK=0", "SYSTEMD_NSPAWN_TMPFS_TMP=0"}
 	for _, k := range []string{"PATH", "TERM", "SYSTEMD_LOG_LEVEL"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)

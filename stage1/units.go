@@ -160,9 +160,9 @@ TimeoutStopSec=5
 Description=Apps stopped
 DefaultDependencies=no
 `,
-	// rkt-exit stops every app (they conflict with shutdown.target), has
-	// journald write out what the apps sent it, and then asks the manager
-	// to exit, which in a container ends PID 1.
+	// rkt-exit stops every app (they conflict with shutdown.target), and
+	// then asks the manager to exit, which in a container ends PID 1. The
+	// last app's reaper has had journald write out the apps' output.
 	"rkt-exit.service": `[Unit]
 Description=Pod exit
 DefaultDependencies=no
@@ -171,7 +171,6 @@ After=shutdown.target
 
 [Service]
 Type=oneshot
-ExecStart=/usr/bin/journalctl --sync
 ExecStart=/usr/bin/systemctl --force exit
 `,
 	"exit.target":     exitTarget,

@@ -190,6 +190,58 @@ func expectGreeting(t *testing.T, addr, want string) {
 	}
 }
 
+// otherHost makes a namespace standing for another machine, linked to this
+// host by a veth pair on 10.231.20.0/30, and returns it with the host's
+// address on that link.
+func otherHost(t *testing.T, dir string) (nsPath, hostAddr string) {
+	t.Helper()
+	nsPath = filepath.Join(dir, "other-host")
+	if err := createNetns(nsPath, nil); err != nil {
+		t.Fatal(err)
+	}
+	const hostIf = "rktnt-other"
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "link", "del", hostIf).Run()
+		_ = removeNetns(nsPath, nil)
+	})
+	run(t, "ip", "link", "add", hostIf, "type", "veth", "peer", "name", hostIf+"-r")
+	run(t, "ip", "link", "set", hostIf+"-r", "netns", nsPath)
+	inNS(t, nsPath, "ip", "link", "set", hostIf+"-r", "name", "eth0")
+	inNS(t, nsPath, "ip", "addr", "add", "10.231.20.2/30", "dev", "eth0")
+	inNS(t, nsPath, "ip", "link", "set", "eth0", "up")
+	inNS(t, nsPath, "ip", "route", "add", "default", "via", "10.231.20.1")
+	run(t, "ip", "addr", "add", "10.231.20.1/30", "dev", hostIf)
+	run(t, "ip", "link", "set", hostIf, "up")
+	return nsPath, "10.231.20.1"
+}
+
+// expectGreetingFrom dials addr from inside the namespace.
+func expectGreetingFrom(t *testing.T, nsPath, addr, want string) {
+	t.Helper()
+	var c net.Conn
+	err := inThread(func() error {
+		ns, err := os.Open(nsPath)
+		if err != nil {
+			return err
+		}
+		defer ns.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			return err
+		}
+		c, err = net.DialTimeout("tcp", addr, 5*time.Second)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, nsPath, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != want {
+		t.Fatalf("from %s via %s: got %q, %v; want %q", addr, nsPath, got, err, want)
+	}
+}
+
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", ":0")
 	if err != nil {
@@ -316,6 +368,10 @@ func TestDefaultNetworkWithPortForward(t *testing.T) {
 	// The forwarded port from the host's own loopback: portmap's hairpin
 	// masquerade and route_localnet on the host end.
 	expectGreeting(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(hostPort)), "hello from the pod")
+	// And from another host: a namespace of our own linked to this host,
+	// whose packets arrive from outside and take the PREROUTING path.
+	remote, hostAddr := otherHost(t, t.TempDir())
+	expectGreetingFrom(t, remote, net.JoinHostPort(hostAddr, strconv.Itoa(hostPort)), "hello from the pod")
 
 	f.teardown()
 	f.assertClean([]string{"default"}, []string{n.IP})

@@ -60,7 +60,7 @@ $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Host packages the build and the tests use (Debian names).
-HOST_PACKAGES := systemd-container systemd busybox-static iptables iproute2 gnupg curl xz-utils bzip2 zstd
+HOST_PACKAGES := systemd-container systemd busybox-static iptables iproute2 gnupg curl xz-utils bzip2 zstd bash-completion
 
 deps:
 	@./mk/host-deps.sh $(HOST_PACKAGES)

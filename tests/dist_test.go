@@ -44,3 +44,37 @@ func TestDistUnitsVerify(t *testing.T) {
 		t.Errorf("systemd-analyze verify %v: %v\n%s", units, err, out)
 	}
 }
+
+// TestBashCompletionLoads sources the completion script `make dist` ships
+// and asks bash's completion for rkt's subcommands, the way a shell would.
+func TestBashCompletionLoads(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	// The script builds on the bash-completion package, as every
+	// distribution's completions do (it is in HOST_PACKAGES).
+	const bashCompletion = "/usr/share/bash-completion/bash_completion"
+	if _, err := os.Stat(bashCompletion); err != nil {
+		t.Fatalf("%v: run make deps", err)
+	}
+	script := filepath.Join(t.TempDir(), "rkt")
+	out, err := exec.Command(rktBin(), "completion", "bash").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(script, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// __start_rkt is what `complete -F` registers; calling it with the words
+	// of a half-typed command fills COMPREPLY.
+	probe := `source ` + bashCompletion + ` && source "$1" && complete -p rkt >/dev/null &&
+		COMP_WORDS=(rkt ima) COMP_CWORD=1 COMP_LINE="rkt ima" COMP_POINT=7 &&
+		__start_rkt rkt ima rkt && printf '%s\n' "${COMPREPLY[@]}"`
+	cmd := exec.Command(bash, "-c", probe, "probe", script)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(rktBin())+":"+os.Getenv("PATH"))
+	got, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "image") {
+		t.Errorf("completing `rkt ima`: %v\n%s", err, got)
+	}
+}

@@ -242,6 +242,31 @@ func expectGreetingFrom(t *testing.T, nsPath, addr, want string) {
 	}
 }
 
+// unusedIP picks an address of a built-in range (prefix is its first three
+// octets) that no pod on this host holds: no host route, no lease in the
+// real IPAM directory. Tests keep their own leases, so without this they
+// could hand out the address of a real pod running meanwhile.
+func unusedIP(t *testing.T, prefix, network string) string {
+	t.Helper()
+	for i := 254; i > 100; i-- {
+		ip := fmt.Sprintf("%s.%d", prefix, i)
+		if strings.TrimSpace(run(t, "ip", "route", "show", "exact", ip+"/32")) != "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("/var/lib/cni/networks", network, ip)); err == nil {
+			continue
+		}
+		return ip
+	}
+	t.Fatalf("no unused address in %s.0/24", prefix)
+	return ""
+}
+
+// restricted asks for default-restricted explicitly, on an unused address.
+func restricted(t *testing.T) string {
+	return "default-restricted:IP=" + unusedIP(t, "172.31.250", NetDefaultRestricted)
+}
+
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", ":0")
 	if err != nil {
@@ -324,7 +349,8 @@ func linkExists(name string) bool {
 
 func TestDefaultNetworkWithPortForward(t *testing.T) {
 	f := newFixture(t)
-	cfg := f.config("default:IP=172.16.28.250")
+	ip := unusedIP(t, "172.16.28", NetDefault)
+	cfg := f.config("default:IP=" + ip)
 	hostPort := freePort(t)
 	cfg.Ports = []PortMapping{{Name: "http", HostPort: hostPort, ContainerPort: 8080, Protocol: "tcp"}}
 	p := f.setup(cfg)
@@ -333,7 +359,7 @@ func TestDefaultNetworkWithPortForward(t *testing.T) {
 		t.Fatalf("nets = %+v, want only default", p.Nets)
 	}
 	n := p.Nets[0]
-	if n.NetName != "default" || n.IfName != "eth0" || n.IP != "172.16.28.250" || n.Mask != "255.255.255.0" || n.Gateway != "172.16.28.1" || !n.Joined {
+	if n.NetName != "default" || n.IfName != "eth0" || n.IP != ip || n.Mask != "255.255.255.0" || n.Gateway != "172.16.28.1" || !n.Joined {
 		t.Fatalf("net = %+v", n)
 	}
 	recorded, err := ReadNetInfo(f.podDir)
@@ -345,7 +371,7 @@ func TestDefaultNetworkWithPortForward(t *testing.T) {
 	}
 
 	addrs := inNS(t, p.NetnsPath, "ip", "-o", "addr", "show")
-	for _, want := range []string{"lo    inet 127.0.0.1/8", "eth0    inet 172.16.28.250/24"} {
+	for _, want := range []string{"lo    inet 127.0.0.1/8", "eth0    inet " + ip + "/24"} {
 		if !strings.Contains(strings.Join(strings.Fields(addrs), " "), strings.Join(strings.Fields(want), " ")) {
 			t.Errorf("namespace lacks %q:\n%s", want, addrs)
 		}
@@ -420,7 +446,7 @@ func TestUserBridgeStaticIP(t *testing.T) {
 		{"type":"bridge","bridge":"`+bridge+`","isGateway":true,"ipMasq":true,
 		 "ipam":{"type":"host-local","ranges":[[{"subnet":"10.231.2.0/24"}]]}},
 		{"type":"portmap","capabilities":{"portMappings":true}}]}`)
-	cfg := f.config("nt-br:IP=10.231.2.42", "default:IP=172.16.28.249")
+	cfg := f.config("nt-br:IP=10.231.2.42", "default:IP="+unusedIP(t, "172.16.28", NetDefault))
 	hostPort := freePort(t)
 	cfg.Ports = []PortMapping{{HostPort: hostPort, ContainerPort: 8082, Protocol: "tcp"}}
 	p := f.setup(cfg)
@@ -495,7 +521,7 @@ func TestBadConfiguration(t *testing.T) {
 		f := newFixture(t)
 		f.writeConf("10-nt1.conf", ptpConf("nt1", "10.231.3.0/24", true))
 		f.writeConf("20-nt2.conf", ptpConf("nt2", "10.231.4.0/24", true))
-		_, err := Setup(context.Background(), f.config("nt1", "nt2:IP=10.9.9.9"))
+		_, err := Setup(context.Background(), f.config("nt1", "nt2:IP=10.9.9.9", restricted(t)))
 		if !errors.Is(err, ErrJoin) || !strings.Contains(err.Error(), `"nt2"`) || !strings.Contains(err.Error(), "10.9.9.9") {
 			t.Fatalf("err = %v, want ErrJoin naming nt2 and the address", err)
 		}
@@ -529,7 +555,7 @@ func TestPinnedInHostMountNamespace(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperSetupInPrivateMountNS$", "-test.v")
 	cmd.Env = append(os.Environ(), "NETTEST_HELPER=1", "NETTEST_POD="+f.podDir, "NETTEST_UUID="+f.uuid,
 		"NETTEST_LOCAL="+f.localConf, "NETTEST_PLUGINS="+f.plugins, "NETTEST_NSDIR="+f.nsDir,
-		"NETTEST_IPAM="+f.ipamDir, fmt.Sprintf("NETTEST_HOSTMNT=/proc/%d/ns/mnt", os.Getpid()))
+		"NETTEST_IPAM="+f.ipamDir, "NETTEST_RESTRICTED="+restricted(t), fmt.Sprintf("NETTEST_HOSTMNT=/proc/%d/ns/mnt", os.Getpid()))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "helper done") {
 		t.Fatalf("setup in a private mount namespace: %v\n%s", err, out)
@@ -557,7 +583,7 @@ func TestHelperSetupInPrivateMountNS(t *testing.T) {
 		t.Skip("helper for TestPinnedInHostMountNamespace")
 	}
 	cfg := Config{PodDir: os.Getenv("NETTEST_POD"), UUID: os.Getenv("NETTEST_UUID"),
-		LocalConfig: os.Getenv("NETTEST_LOCAL"), Nets: []string{"nt5"},
+		LocalConfig: os.Getenv("NETTEST_LOCAL"), Nets: []string{"nt5", os.Getenv("NETTEST_RESTRICTED")},
 		PluginDirs: []string{os.Getenv("NETTEST_PLUGINS")}, NetnsDir: os.Getenv("NETTEST_NSDIR"),
 		IPAMDataDir: os.Getenv("NETTEST_IPAM"), HostMountNS: os.Getenv("NETTEST_HOSTMNT")}
 	p, err := Setup(context.Background(), cfg)
@@ -573,7 +599,7 @@ func TestDNSFromResult(t *testing.T) {
 	f.writeConf("10-nt6.conf", `{"cniVersion":"1.0.0","name":"nt6","type":"ptp",
 		"dns":{"nameservers":["10.231.6.1"],"search":["pod.test"],"options":["ndots:2"]},
 		"ipam":{"type":"host-local","subnet":"10.231.6.0/24"}}`)
-	p := f.setup(f.config("nt6"))
+	p := f.setup(f.config("nt6", restricted(t)))
 	want := "nameserver 10.231.6.1\n"
 	if rc := p.ResolvConf(); !strings.Contains(rc, want) || !strings.Contains(rc, "search pod.test\n") || !strings.Contains(rc, "options ndots:2\n") {
 		t.Errorf("resolv.conf from the CNI result:\n%s", rc)
@@ -612,7 +638,7 @@ func TestPortsFromManifest(t *testing.T) {
 func TestTeardownAfterKillDuringSetup(t *testing.T) {
 	f := newFixture(t)
 	f.writeConf("10-nt7.conf", ptpConf("nt7", "10.231.10.0/24", true))
-	p := f.setup(f.config("nt7"))
+	p := f.setup(f.config("nt7", restricted(t)))
 	ips := []string{p.Nets[0].IP, p.Nets[1].IP}
 	nets, err := ReadNetInfo(f.podDir)
 	if err != nil {
@@ -633,7 +659,7 @@ func TestTeardownAfterKillDuringSetup(t *testing.T) {
 func TestTeardownWithoutNamespace(t *testing.T) {
 	f := newFixture(t)
 	f.writeConf("10-nt8.conf", ptpConf("nt8", "10.231.11.0/24", false))
-	p := f.setup(f.config("nt8"))
+	p := f.setup(f.config("nt8", restricted(t)))
 	if err := removeNetns(p.NetnsPath, nil); err != nil {
 		t.Fatal(err)
 	}

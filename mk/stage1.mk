@@ -24,3 +24,26 @@ $(IMAGES)/stage1.aci: $(S1_WORK)/stage1 stage1/manifest.in stage1/mkrootfs.sh VE
 	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@ARCH@/$(S1_ARCH)/' \
 		-e "s/@SYSTEMD_VERSION@/$$(cat $(S1_WORK)/systemd-version)/" stage1/manifest.in > $(S1_WORK)/manifest
 	$(MKACI) $(S1_WORK)/manifest $(S1_WORK)/rootfs $@
+
+# The appc App Container Executor validator, as appc built it
+# (scripts/build-ace-validator-acis of github.com/appc/spec): one static
+# binary from the module in go.mod, in two images whose manifests come
+# from the module's ace/image_manifest_{main,sidekick}.json.in. Test
+# images: tests/ace_test.go runs both in one pod.
+ACE_SRC  := $(shell $(GO) list -m -f '{{.Dir}}' github.com/appc/spec 2>/dev/null)/ace
+ACE_WORK := $(BUILD)/ace
+
+TEST_IMAGES += $(IMAGES)/ace-validator-main.aci $(IMAGES)/ace-validator-sidekick.aci
+
+$(ACE_WORK)/ace-validator: go.mod go.sum
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -buildid=' -o $@.tmp github.com/appc/spec/ace
+	mv $@.tmp $@
+
+$(IMAGES)/ace-validator-%.aci: $(ACE_WORK)/ace-validator $(MKACI) mk/stage1.mk
+	@mkdir -p $(@D)
+	rm -rf $(ACE_WORK)/$*
+	mkdir -p $(ACE_WORK)/$*/rootfs/opt/acvalidator
+	cp $(ACE_WORK)/ace-validator $(ACE_WORK)/$*/rootfs/
+	sed -e 's/@ACI_OS@/linux/' -e 's/@ACI_ARCH@/$(S1_ARCH)/' $(ACE_SRC)/image_manifest_$*.json.in > $(ACE_WORK)/$*/manifest
+	$(MKACI) $(ACE_WORK)/$*/manifest $(ACE_WORK)/$*/rootfs $@

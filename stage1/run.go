@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -152,6 +153,8 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 	hostNet := nets[0] == "host"
 	var netArgs []string
 	var cniDNS string
+	// The host as the pod reaches it, for the metadata service.
+	hostIP := "127.0.0.1"
 	switch {
 	case hostNet:
 	case nets[0] == "none" && len(nets) == 1:
@@ -171,12 +174,19 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 		}
 		hostNet = np.HostNetwork()
 		cniDNS = np.ResolvConf()
+		if !hostNet && len(np.Nets) > 0 && np.Nets[0].Gateway != "" {
+			hostIP = np.Nets[0].Gateway
+		}
 	}
 
 	resolv := resolvConfFor(rc.DNS, hostNet, cniDNS)
 	mdsURL := ""
 	if c.MDSToken != "" {
-		mdsURL = metadataURL(c.MDSToken)
+		port := rc.MDSPort
+		if port == 0 {
+			port = mdsDefaultPort
+		}
+		mdsURL = fmt.Sprintf("http://%s/%s", net.JoinHostPort(hostIP, strconv.Itoa(port)), c.MDSToken)
 	}
 	pf, err := preparePod(podDir, pm, rc, hostname, resolv, true, mdsURL)
 	if err != nil {
@@ -265,15 +275,10 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 	return fail("app %s left no exit status", first)
 }
 
-// metadataURL is the metadata service URL an app gets when the pod has a
-// token (the service itself is pkg/mds's).
-func metadataURL(token string) string {
-	host := os.Getenv("RKT_MDS_ADDR")
-	if host == "" {
-		host = "127.0.0.1:2375"
-	}
-	return "http://" + host + "/" + token
-}
+// mdsDefaultPort is pkg/mds.DefaultPort, which the pod gets when the
+// runtime config names none (pkg/mds itself would bring net/http's
+// server into every stage1 mode).
+const mdsDefaultPort = 18112
 
 func readPodManifest(podDir string) (*schema.PodManifest, error) {
 	b, err := os.ReadFile(filepath.Join(podDir, pod.ManifestFile))

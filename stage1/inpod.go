@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rktng/rkt/pkg/appexec"
+	"github.com/rktng/rkt/pkg/appexec/caps"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,7 +48,54 @@ func Launch(args []string) int {
 			_ = writeFile(filepath.Join(pidsDir, base), strconv.Itoa(os.Getpid()))
 		}
 	}
+	if len(args) == 1 && inUserNS() {
+		return launchInUserNS(args[0])
+	}
 	return appexec.Main(args, os.Stderr)
+}
+
+// inUserNS says whether the pod runs in a user namespace of its own
+// (--private-users).
+func inUserNS() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
+}
+
+// launchInUserNS launches an app of a pod in a user namespace, where
+// nspawn's bounding set lacks what the namespace cannot grant (the
+// network capabilities with the host's network): the app gets what it
+// asked for of what the pod has.
+func launchInUserNS(path string) int {
+	c, err := appexec.ReadConfig(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "appexec: %v\n", err)
+		return appexec.ExitLaunchFailed
+	}
+	have := map[string]bool{}
+	for _, n := range caps.Bounding().Names() {
+		have[n] = true
+	}
+	keep := func(list []string) []string {
+		out := []string{}
+		for _, n := range list {
+			if have[n] {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	if c.Capabilities == nil {
+		c.Capabilities = caps.Default()
+	}
+	c.Capabilities = keep(c.Capabilities)
+	c.AmbientCapabilities = keep(c.AmbientCapabilities)
+	err = appexec.Exec(c)
+	fmt.Fprintf(os.Stderr, "appexec: %v\n", err)
+	return appexec.ExitLaunchFailed
 }
 
 // startTee starts the tee and points our stdout and stderr at it.

@@ -12,6 +12,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 	"github.com/rktng/rkt/pkg/appexec"
+	"github.com/rktng/rkt/pkg/appexec/caps"
 	"github.com/rktng/rkt/pkg/cgroup"
 	"github.com/rktng/rkt/pkg/isolators"
 	"github.com/rktng/rkt/pkg/pod"
@@ -32,6 +33,10 @@ type podFiles struct {
 	units []*appUnit
 	// nspawnBinds are nspawn --bind/--bind-ro arguments for the volumes.
 	nspawnBinds []string
+	// caps is the union of the apps' capability sets: the pod's bounding
+	// set must hold them for the launcher to grant them (nspawn's own
+	// default set lacks some, more so in a user namespace).
+	caps []string
 }
 
 // appEnv is the app's environment as appc wants it: the manifest's, PATH
@@ -271,6 +276,13 @@ func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, ho
 			return nil, fmt.Errorf("app %s: %w", name, err)
 		}
 
+		if !cfg.DisableCapabilities {
+			set := cfg.Capabilities
+			if set == nil {
+				set = caps.Default()
+			}
+			pf.caps = append(pf.caps, set...)
+		}
 		if err := appexec.WriteConfig(filepath.Join(s1, appexecDir, name+".json"), cfg); err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -347,6 +348,18 @@ func nspawnArgs(podDir string, c *RunConfig, rc *pod.RuntimeConfig, hostname str
 	}
 	args = append(args, netArgs...)
 	args = append(args, pf.nspawnBinds...)
+	if len(pf.caps) > 0 {
+		seen := map[string]bool{}
+		var list []string
+		for _, c := range pf.caps {
+			if !seen[c] {
+				seen[c] = true
+				list = append(list, c)
+			}
+		}
+		sort.Strings(list)
+		args = append(args, "--capability="+strings.Join(list, ","))
+	}
 	// Arguments of the pod's systemd: quiet, no status on a console
 	// nobody reads, logs to the pod's journal.
 	args = append(args, "--", "systemd.show_status=0", "systemd.log_target=journal")

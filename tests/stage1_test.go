@@ -311,3 +311,21 @@ func TestStage1GCLeavesNothing(t *testing.T) {
 		t.Errorf("mounts left after gc: %v", m)
 	}
 }
+
+// --private-users: the pod's root is an unprivileged user on the host.
+func TestStage1PrivateUsers(t *testing.T) {
+	e := stage1Env(t)
+	r := e.nspawn("--private-users", inspectName, "--", "-print-user", "-read-file=/proc/self/uid_map",
+		"-write-file=/written", "-content=x")
+	if r.Code != 0 {
+		t.Fatal(r)
+	}
+	m := parseInspect(r.Stdout)
+	f := strings.Fields(m["file:/proc/self/uid_map"])
+	if m["uid"] != "0" || len(f) != 3 || f[0] != "0" || f[1] == "0" {
+		t.Fatalf("not in a shifted user namespace: %s", r.Stdout)
+	}
+	if m["write:/written"] != "ok" {
+		t.Errorf("pod root cannot write its own root: %s", r.Stdout)
+	}
+}

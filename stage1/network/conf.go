@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -114,6 +115,12 @@ func builtinConf(name string) *netConf {
 		ipam["ranges"] = []any{[]any{map[string]any{"subnet": DefaultSubnet}}}
 		ipam["routes"] = []any{map[string]any{"dst": "0.0.0.0/0"}}
 		ptp["ipMasq"] = true
+		// Naming the backend spares ptp two iptables runs probing for
+		// one on every pod start; left unnamed, it finds nftables on a
+		// host without iptables.
+		if _, err := exec.LookPath("iptables"); err == nil {
+			ptp["ipMasqBackend"] = "iptables"
+		}
 	case NetDefaultRestricted:
 		// No route but the one to the host's end of the link: the pod
 		// reaches the host (the metadata service) and nothing beyond.

@@ -362,7 +362,13 @@ func nspawnArgs(podDir string, c *RunConfig, rc *pod.RuntimeConfig, hostname str
 	}
 	// Arguments of the pod's systemd: quiet, no status on a console
 	// nobody reads, logs to the pod's journal.
-	args = append(args, "--", "systemd.show_status=0", "systemd.log_target=journal")
+	logTarget := "journal"
+	if rc.Interactive {
+		// The console is the app's terminal: systemd must not write there
+		// before journald is up.
+		logTarget = "null"
+	}
+	args = append(args, "--", "systemd.show_status=0", "systemd.log_target="+logTarget)
 	if c.Debug {
 		args = append(args, "systemd.log_level=debug", "systemd.log_target=console")
 	}

@@ -329,3 +329,32 @@ func TestStage1PrivateUsers(t *testing.T) {
 		t.Errorf("pod root cannot write its own root: %s", r.Stdout)
 	}
 }
+
+// --interactive: the app gets the terminal (here one made by script(1)),
+// reads from it and writes to it.
+func TestStage1Interactive(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("needs script(1) for a terminal")
+	}
+	e := stage1Env(t)
+	args := append(e.globalArgs(), nspawnArgs("--interactive", inspectName, "--exec=/bin/sh", "--",
+		"-c", "read x; echo got:$x; tty; exit 4")...)
+	quoted := []string{rktBin()}
+	for _, a := range args {
+		quoted = append(quoted, "'"+a+"'")
+	}
+	cmd := exec.Command("script", "-qec", strings.Join(quoted, " "), "/dev/null")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		// Type once the app reads, as a person would.
+		time.Sleep(2 * time.Second)
+		_, _ = stdin.Write([]byte("typed\n"))
+	}()
+	r := e.RunCmd(cmd)
+	if r.Code != 4 || !strings.Contains(r.Stdout, "got:typed") || !strings.Contains(r.Stdout, "/dev/pts/") {
+		t.Fatalf("interactive pod: %s", r)
+	}
+}

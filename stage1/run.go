@@ -99,6 +99,13 @@ const ExitLaunchFailed = 254
 // systemd-nspawn for the pod's life (holding the lock), relays the apps'
 // output and returns the first app's exit status.
 func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
+	start := time.Now()
+	// trace prints, with --debug, how long each step of the boot took.
+	trace := func(what string) {
+		if c.Debug {
+			fmt.Fprintf(stderr, "stage1: %s after %v\n", what, time.Since(start).Round(100*time.Microsecond))
+		}
+	}
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "stage1: "+format+"\n", a...)
 		return ExitLaunchFailed
@@ -194,6 +201,7 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 
+	trace("pod prepared")
 	relay, err := openRelay(podDir, pf, stdout, stderr)
 	if err != nil {
 		return fail("%v", err)
@@ -228,12 +236,14 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 		relay.abort()
 		return fail("start systemd-nspawn: %v", err)
 	}
+	trace("nspawn started")
 	done := make(chan struct{})
 	go func() {
 		pid, err := waitPodPID(cmd.Process.Pid, done)
 		if err != nil {
 			return
 		}
+		trace("pod's systemd started")
 		_ = writeFile(filepath.Join(podDir, pod.PIDFile), strconv.Itoa(pid))
 		_ = os.Symlink("ready", filepath.Join(pod.Stage1RootfsPath(podDir), "rkt", "supervisor-status"))
 	}()
@@ -249,6 +259,7 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 		}
 	}()
 	werr := cmd.Wait()
+	trace("pod exited")
 	close(done)
 	relay.finish()
 

@@ -238,6 +238,7 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 	}
 	trace("nspawn started")
 	done := make(chan struct{})
+	podPID := make(chan int, 1)
 	go func() {
 		pid, err := waitPodPID(cmd.Process.Pid, done)
 		if err != nil {
@@ -246,13 +247,26 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 		trace("pod's systemd started")
 		_ = writeFile(filepath.Join(podDir, pod.PIDFile), strconv.Itoa(pid))
 		_ = os.Symlink("ready", filepath.Join(pod.Stage1RootfsPath(podDir), "rkt", "supervisor-status"))
+		podPID <- pid
 	}()
 	go func() {
+		pid, stopping := 0, false
 		for {
 			select {
+			case pid = <-podPID:
 			case <-sigc:
-				// nspawn turns SIGTERM into the pod's graceful halt.
-				_ = cmd.Process.Signal(unix.SIGTERM)
+				switch {
+				case pid == 0:
+					// Not booted yet: nspawn stops it.
+					_ = cmd.Process.Signal(unix.SIGTERM)
+				case !stopping:
+					// As `rkt stop`: the apps get SIGTERM, then SIGKILL.
+					_ = unix.Kill(pid, unix.Signal(sigRTMin+4))
+					stopping = true
+				default:
+					// A second signal: as `rkt stop --force`.
+					_ = unix.Kill(pid, unix.SIGKILL)
+				}
 			case <-done:
 				return
 			}

@@ -157,6 +157,19 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	// A pod that fails to start leaves nothing on the host: what was made
+	// for it is undone at once rather than at gc.
+	started := false
+	var undo []func()
+	defer func() {
+		if started {
+			return
+		}
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}()
+	undo = append(undo, func() { _ = removePodCgroups(podDir) })
 
 	hostNet := nets[0] == "host"
 	var netArgs []string
@@ -177,6 +190,13 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail("network: %v", err)
 		}
+		undo = append(undo, func() {
+			tc := network.TeardownForStage1(podDir, c.LocalConfig, c.Debug)
+			tc.Stderr = stderr
+			if err := network.Teardown(context.Background(), tc); err != nil {
+				fmt.Fprintf(stderr, "stage1: network: %v\n", err)
+			}
+		})
 		if np.NetnsPath != "" {
 			netArgs = []string{"--network-namespace-path=" + np.NetnsPath}
 		}
@@ -236,6 +256,7 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 		relay.abort()
 		return fail("start systemd-nspawn: %v", err)
 	}
+	started = true
 	trace("nspawn started")
 	done := make(chan struct{})
 	podPID := make(chan int, 1)

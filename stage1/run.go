@@ -170,6 +170,10 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 		}
 	}()
 	undo = append(undo, func() { _ = removePodCgroups(podDir) })
+	// Moving a process between cgroups waits for an RCU grace period:
+	// let that pass while the pod is being prepared.
+	joined := make(chan error, 1)
+	go func() { joined <- cg.join() }()
 
 	hostNet := nets[0] == "host"
 	var netArgs []string
@@ -249,7 +253,7 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 
 	// Pdeathsig fires when the thread that forked exits: keep it.
 	runtime.LockOSThread()
-	if err := cg.join(); err != nil {
+	if err := <-joined; err != nil {
 		return fail("%v", err)
 	}
 	if err := cmd.Start(); err != nil {

@@ -117,7 +117,9 @@ func podTargetText(apps []string) string {
 		units[i] = serviceName(a)
 	}
 	sort.Strings(units)
-	return "[Unit]\nDescription=rkt pod\nDefaultDependencies=no\nWants=systemd-journald.socket " +
+	// journald starts with the apps rather than on their first line: the
+	// last app's exit waits for it.
+	return "[Unit]\nDescription=rkt pod\nDefaultDependencies=no\nWants=systemd-journald.socket systemd-journald.service " +
 		strings.Join(units, " ") + "\n"
 }
 

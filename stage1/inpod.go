@@ -325,3 +325,24 @@ func exitStatus(how, status string) int {
 	// Never started (a failed pre-start or launch, or stopped first).
 	return ExitLaunchFailed
 }
+
+// Watch is the watchdog mode (`/podwatch`, rkt-watch.service): it reads
+// the FIFO that the run entrypoint holds open for the pod's life; end of
+// file means the run entrypoint died without the pod (nspawn's death does
+// not end the pod's init), and the pod is stopped as `rkt stop` would.
+func Watch() int {
+	// Non-blocking open: a blocking one would wait forever for a writer
+	// that died before we came up.
+	fd, err := unix.Open(aliveFIFO, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0 // started without the run entrypoint's FIFO
+	}
+	if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil {
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_NONBLOCK)
+	}
+	f := os.NewFile(uintptr(fd), aliveFIFO)
+	_, _ = io.Copy(io.Discard, f)
+	f.Close()
+	_ = unix.Kill(1, unix.Signal(sigRTMin+4))
+	return 0
+}

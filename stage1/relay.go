@@ -31,6 +31,18 @@ type relay struct {
 // openRelay opens every app's FIFOs and starts copying.
 func openRelay(podDir string, pf *podFiles, stdout, stderr io.Writer) (*relay, error) {
 	r := &relay{}
+	// The watchdog's FIFO: opened read-write, so that it needs no reader
+	// yet and sees end of file exactly when this process is gone.
+	alive := filepath.Join(pod.Stage1RootfsPath(podDir), aliveFIFO)
+	_ = os.Remove(alive)
+	if err := unix.Mkfifo(alive, 0o600); err != nil {
+		return nil, err
+	}
+	af, err := os.OpenFile(alive, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	r.keep = append(r.keep, af)
 	prefixed := len(pf.apps) > 1
 	var mu sync.Mutex // one line at a time when several apps share an output
 	for _, u := range pf.units {

@@ -35,6 +35,9 @@ const (
 	// Multi-call names, linked to the stage1 binary at the image's root.
 	launcherPath = "/appexec"
 	reaperPath   = "/reaper"
+
+	// aliveFIFO is held open by the run entrypoint for the pod's life.
+	aliveFIFO = "/rkt/iomux/alive"
 )
 
 // appUnit describes the systemd service of one app.
@@ -119,7 +122,7 @@ func podTargetText(apps []string) string {
 	sort.Strings(units)
 	// journald starts with the apps rather than on their first line: the
 	// last app's exit waits for it.
-	return "[Unit]\nDescription=rkt pod\nDefaultDependencies=no\nWants=systemd-journald.socket systemd-journald.service " +
+	return "[Unit]\nDescription=rkt pod\nDefaultDependencies=no\nWants=systemd-journald.socket systemd-journald.service rkt-watch.service " +
 		strings.Join(units, " ") + "\n"
 }
 
@@ -157,6 +160,16 @@ StandardOutput=null
 FileDescriptorStoreMax=4224
 KillMode=mixed
 TimeoutStopSec=5
+`,
+	// rkt-watch ends the pod when the run entrypoint dies (SIGKILL): the
+	// pod's init outlives nspawn otherwise.
+	"rkt-watch.service": `[Unit]
+Description=Pod watchdog
+DefaultDependencies=no
+
+[Service]
+ExecStart=/podwatch
+StandardOutput=null
 `,
 	"shutdown.target": `[Unit]
 Description=Apps stopped

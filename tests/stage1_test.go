@@ -358,3 +358,31 @@ func TestStage1Interactive(t *testing.T) {
 		t.Fatalf("interactive pod: %s", r)
 	}
 }
+
+// A pod whose rkt run (by then stage1's run entrypoint, nspawn's parent)
+// is SIGKILLed does not live on without it: its apps are stopped, and gc
+// collects it.
+func TestStage1KilledRunEndsPod(t *testing.T) {
+	e := stage1Env(t)
+	cmd, uuid := e.startNspawn(inspectName, "--", "-sleep=60s")
+	pidb, err := os.ReadFile(filepath.Join(e.Dir, "pods", "run", uuid, "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid1 := strings.TrimSpace(string(pidb))
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	waitFor(t, "the pod's PID 1 to end", func() bool {
+		_, err := os.Stat("/proc/" + pid1)
+		return err != nil
+	})
+	if st := parseInspect(e.MustRun("status", uuid)); st["state"] != "exited" || st["app-inspect"] != "143" {
+		t.Errorf("status after the run entrypoint was killed: %v", st)
+	}
+	e.MustRun("gc", "--grace-period=0s")
+	if left, _ := filepath.Glob("/sys/fs/cgroup/*/rkt-" + uuid); len(left) > 0 {
+		t.Errorf("cgroups left after gc: %v", left)
+	}
+}

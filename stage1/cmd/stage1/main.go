@@ -1,7 +1,8 @@
 // Command stage1 is the default stage1's multi-call binary. The image's
 // entrypoints are symlinks to it and it dispatches on argv[0]: init (run),
 // enter, gc and stop for stage0; appexec (the app launcher), iotee (its
-// output tee) and reaper (exit statuses) for the pod's systemd.
+// output tee), reaper (exit statuses) and podwatch (the watchdog) for the
+// pod's systemd.
 package main
 
 import (
@@ -39,6 +40,8 @@ func main() {
 		os.Exit(stage1.Tee(args))
 	case "reaper":
 		os.Exit(stage1.Reap(args))
+	case "podwatch":
+		os.Exit(stage1.Watch())
 	default:
 		fmt.Fprintf(os.Stderr, "stage1: unknown entrypoint %q\n", name)
 		os.Exit(stage1.ExitLaunchFailed)

@@ -30,7 +30,6 @@ $(IMAGES)/stage1.aci: $(S1_WORK)/stage1 stage1/manifest.in stage1/mkrootfs.sh VE
 # binary from the module in go.mod, in two images whose manifests come
 # from the module's ace/image_manifest_{main,sidekick}.json.in. Test
 # images: tests/ace_test.go runs both in one pod.
-ACE_SRC  := $(shell $(GO) list -m -f '{{.Dir}}' github.com/appc/spec 2>/dev/null)/ace
 ACE_WORK := $(BUILD)/ace
 
 TEST_IMAGES += $(IMAGES)/ace-validator-main.aci $(IMAGES)/ace-validator-sidekick.aci
@@ -45,5 +44,7 @@ $(IMAGES)/ace-validator-%.aci: $(ACE_WORK)/ace-validator $(MKACI) mk/stage1.mk
 	rm -rf $(ACE_WORK)/$*
 	mkdir -p $(ACE_WORK)/$*/rootfs/opt/acvalidator
 	cp $(ACE_WORK)/ace-validator $(ACE_WORK)/$*/rootfs/
-	sed -e 's/@ACI_OS@/linux/' -e 's/@ACI_ARCH@/$(S1_ARCH)/' $(ACE_SRC)/image_manifest_$*.json.in > $(ACE_WORK)/$*/manifest
+	# The module's directory is known once building the binary fetched it.
+	sed -e 's/@ACI_OS@/linux/' -e 's/@ACI_ARCH@/$(S1_ARCH)/' \
+		"$$($(GO) list -m -f '{{.Dir}}' github.com/appc/spec)/ace/image_manifest_$*.json.in" > $(ACE_WORK)/$*/manifest
 	$(MKACI) $(ACE_WORK)/$*/manifest $(ACE_WORK)/$*/rootfs $@

@@ -260,6 +260,7 @@ func Reap(args []string) int {
 			return 0 // some app still runs
 		}
 	}
+	waitUnitDrained(2 * time.Second)
 	// Every app's output is in journald's sockets by now: have it written
 	// before the pod goes down, then start the pod's exit path
 	// (poweroff.target, see staticUnits) as `rkt stop` does.
@@ -345,4 +346,51 @@ func Watch() int {
 	f.Close()
 	_ = unix.Kill(1, unix.Signal(sigRTMin+4))
 	return 0
+}
+
+// waitUnitDrained waits until the reaper is alone in its unit's cgroup:
+// a post-stop handler's output tee may still be draining, and the pod
+// ends right after the last reaper.
+func waitUnitDrained(max time.Duration) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return
+	}
+	var dir string
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case parts[1] == "name=systemd":
+			dir = filepath.Join("/sys/fs/cgroup/systemd", parts[2])
+		case parts[0] == "0" && parts[1] == "" && dir == "":
+			dir = filepath.Join("/sys/fs/cgroup/unified", parts[2])
+			if _, err := os.Stat(dir); err != nil {
+				dir = filepath.Join("/sys/fs/cgroup", parts[2])
+			}
+		}
+	}
+	if dir == "" {
+		return
+	}
+	self := strconv.Itoa(os.Getpid())
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if err != nil {
+			return
+		}
+		alone := true
+		for _, p := range strings.Fields(string(procs)) {
+			if p != self {
+				alone = false
+			}
+		}
+		if alone {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

@@ -375,6 +375,9 @@ func nspawnArgs(podDir string, c *RunConfig, rc *pod.RuntimeConfig, hostname str
 		"--resolv-conf=off",
 		"--timezone=off",
 		"--link-journal=no",
+		// The pod's units live in two directories: systemd need not look
+		// for each unit in the eight it searches by default.
+		"--setenv=SYSTEMD_UNIT_PATH=/etc/systemd/system:/usr/lib/systemd/system",
 		// The journal is written straight into the stage1 root, so that
 		// it outlives the pod for `rkt logs`.
 		"--bind=" + filepath.Join(s1, "var/log/journal") + ":/run/log/journal",

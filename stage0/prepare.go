@@ -253,6 +253,12 @@ func buildManifest(cfg PrepareConfig) (*schema.PodManifest, error) {
 	pm.Volumes = append(pm.Volumes, cfg.Volumes...)
 	pm.Ports = append(pm.Ports, cfg.Ports...)
 	pm.Annotations = cfg.Annotations
+	if pm.Annotations == nil {
+		// "annotations": [] rather than null: the metadata service and
+		// the appc validator compare the manifest's list with the one
+		// /pod/annotations serves, and an empty pod has an empty list.
+		pm.Annotations = types.Annotations{}
+	}
 	pm.UserAnnotations = cfg.UserAnnotations
 	pm.UserLabels = cfg.UserLabels
 	for i, a := range cfg.Apps {

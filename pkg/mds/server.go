@@ -114,7 +114,11 @@ func (s *Service) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	case path == "/pod/annotations" && r.Method == http.MethodGet:
 		writeJSON(w, annotationsOrEmpty(pod.Manifest.Annotations))
 	case path == "/pod/manifest" && r.Method == http.MethodGet:
-		writeJSON(w, pod.Manifest)
+		// Served with the same annotations /pod/annotations gives, also
+		// for a manifest written with "annotations": null.
+		pm := pod.Manifest
+		pm.Annotations = annotationsOrEmpty(pm.Annotations)
+		writeJSON(w, &pm)
 	case path == "/pod/uuid" && r.Method == http.MethodGet:
 		writeText(w, pod.UUID)
 	case path == "/pod/hmac/sign" && r.Method == http.MethodPost:

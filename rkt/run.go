@@ -591,6 +591,7 @@ func registerMDS(p *stage0.Pod, socket string) error {
 		return fmt.Errorf("--mds-register: %w", err)
 	}
 	rc.MDSPort = info.Port
+	rc.MDSSocket = socket
 	b, err := json.Marshal(rc)
 	if err != nil {
 		return err

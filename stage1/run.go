@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/appc/spec/schema"
+	"github.com/rktng/rkt/pkg/mds"
 	"github.com/rktng/rkt/pkg/pod"
 	"github.com/rktng/rkt/stage1/network"
 	"golang.org/x/sys/unix"
@@ -180,6 +181,7 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 	var cniDNS string
 	// The host as the pod reaches it, for the metadata service.
 	hostIP := "127.0.0.1"
+	var podIPs []string
 	switch {
 	case hostNet:
 	case nets[0] == "none" && len(nets) == 1:
@@ -205,6 +207,11 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 			netArgs = []string{"--network-namespace-path=" + np.NetnsPath}
 		}
 		hostNet = np.HostNetwork()
+		for _, n := range np.Nets {
+			if n.IP != "" {
+				podIPs = append(podIPs, n.IP)
+			}
+		}
 		cniDNS = np.ResolvConf()
 		if !hostNet && len(np.Nets) > 0 && np.Nets[0].Gateway != "" {
 			hostIP = np.Nets[0].Gateway
@@ -219,6 +226,14 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 			port = mdsDefaultPort
 		}
 		mdsURL = fmt.Sprintf("http://%s/%s", net.JoinHostPort(hostIP, strconv.Itoa(port)), c.MDSToken)
+		if len(podIPs) > 0 && rc.MDSSocket != "" {
+			bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := mds.NewClient(rc.MDSSocket).BindAddresses(bctx, c.UUID, podIPs)
+			cancel()
+			if err != nil {
+				return fail("metadata service: bind pod to %s: %v", strings.Join(podIPs, ", "), err)
+			}
+		}
 	}
 	pf, err := preparePod(podDir, pm, rc, hostname, resolv, true, mdsURL)
 	if err != nil {

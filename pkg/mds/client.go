@@ -79,6 +79,14 @@ func (c *Client) Unregister(ctx context.Context, uuid string) error {
 	return c.do(ctx, http.MethodDelete, "/pods/"+uuid, nil, nil)
 }
 
+// BindAddresses ties a registered pod to its own addresses: from then
+// on the service answers the pod's token only for requests coming from
+// one of them. Pods on the host network have no addresses of their own
+// and stay bound by the token alone.
+func (c *Client) BindAddresses(ctx context.Context, uuid string, ips []string) error {
+	return c.do(ctx, http.MethodPut, "/pods/"+uuid+"/ips", ips, nil)
+}
+
 // Info asks the service for its TCP port.
 func (c *Client) Info(ctx context.Context) (Info, error) {
 	var i Info

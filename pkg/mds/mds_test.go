@@ -168,6 +168,35 @@ func TestAddressBoundPods(t *testing.T) {
 	}
 }
 
+// A pod registered before its network existed is bound to its addresses
+// later (stage1 does it once the pod's networks are up).
+func TestBindAddressesAfterRegistration(t *testing.T) {
+	svc, c, base := startService(t, t.TempDir())
+	ctx := context.Background()
+	p := testPod(t, uuidA, "alpha")
+	if err := c.Register(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := get(t, base+p.Token+apiPrefix+"/pod/uuid"); code != 200 {
+		t.Fatalf("unbound pod from 127.0.0.1: %d, want 200", code)
+	}
+	if err := c.BindAddresses(ctx, uuidA, []string{"10.99.0.7"}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := get(t, base+p.Token+apiPrefix+"/pod/uuid"); code != 401 {
+		t.Fatalf("pod bound to 10.99.0.7 answered 127.0.0.1: %d, want 401", code)
+	}
+	if got := svc.Registry().List(); len(got) != 1 || len(got[0].IPs) != 1 {
+		t.Fatalf("registration after binding: %+v", got)
+	}
+	if err := c.BindAddresses(ctx, uuidB, []string{"10.99.0.8"}); err == nil || !strings.Contains(err.Error(), "no registered pod") {
+		t.Fatalf("binding an unknown pod: %v", err)
+	}
+	if err := c.BindAddresses(ctx, uuidA, []string{"not-an-ip"}); err == nil {
+		t.Fatal("a malformed address was accepted")
+	}
+}
+
 func TestRegistrationValidation(t *testing.T) {
 	_, c, _ := startService(t, t.TempDir())
 	p := testPod(t, uuidA, "alpha")

@@ -150,6 +150,19 @@ func (r *Registry) Add(reg *Registration) error {
 	return nil
 }
 
+// SetIPs binds a registered pod to its addresses (see ByToken).
+func (r *Registry) SetIPs(uuid string, ips []string) error {
+	r.mu.RLock()
+	old, ok := r.byUUID[uuid]
+	r.mu.RUnlock()
+	if !ok {
+		return fmt.Errorf("pod %s: %w", uuid, ErrNoPod)
+	}
+	reg := *old
+	reg.IPs = append([]string(nil), ips...)
+	return r.Add(&reg)
+}
+
 // Remove forgets a pod. Removing an unknown pod is not an error: stage0
 // and gc may both try.
 func (r *Registry) Remove(uuid string) error {

@@ -221,6 +221,7 @@ func writeText(w http.ResponseWriter, s string) {
 // RegistrationHandler serves the registration API on the unix socket:
 //
 //	PUT    /pods/UUID   body: Registration JSON
+//	PUT    /pods/UUID/ips  body: the pod's addresses, JSON list
 //	DELETE /pods/UUID
 //	GET    /pods        the registered UUIDs
 //	GET    /info        the service's TCP port
@@ -241,6 +242,23 @@ func (s *Service) RegistrationHandler(port int) http.Handler {
 			return
 		}
 		s.log.Printf("registered pod %s", reg.UUID)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("PUT /pods/{uuid}/ips", func(w http.ResponseWriter, r *http.Request) {
+		var ips []string
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&ips); err != nil {
+			http.Error(w, "bad address list: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := s.reg.SetIPs(r.PathValue("uuid"), ips); err != nil {
+			code := http.StatusBadRequest
+			if errors.Is(err, ErrNoPod) {
+				code = http.StatusNotFound
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+		s.log.Printf("pod %s bound to %s", r.PathValue("uuid"), strings.Join(ips, ", "))
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("DELETE /pods/{uuid}", func(w http.ResponseWriter, r *http.Request) {

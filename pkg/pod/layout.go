@@ -124,6 +124,10 @@ type RuntimeConfig struct {
 	// with it (--mds-register); stage1 builds AC_METADATA_URL from the
 	// token, this port and the host's address as the pod sees it.
 	MDSPort int `json:"mdsPort,omitempty"`
+	// MDSSocket is the service's registration socket, on which stage1
+	// binds the registration to the pod's addresses once its networks
+	// are up (a leaked token is then useless from anywhere else).
+	MDSSocket string `json:"mdsSocket,omitempty"`
 	// Nets is the parsed --net list: "default", "host", "none",
 	// "NAME:K=V;K=V", in the order given.
 	Nets []string  `json:"nets,omitempty"`

@@ -43,6 +43,10 @@
 //	-serve-http=ADDR    serve HTTP on ADDR after printing: GET / answers the
 //	                    hostname, GET /exit answers "bye" and exits; prints
 //	                    http.listening=ADDR once listening
+//	-http=URL[|FORM]    GET URL, or POST the urlencoded FORM to it, after
+//	                    expanding $VARS of the environment in both (e.g.
+//	                    $AC_METADATA_URL); prints http.N.status and
+//	                    http.N.body for the Nth -http (repeatable, from 0)
 //	-ignore-term        ignore SIGTERM (to test that stop falls back to SIGKILL)
 //	-exit=N             exit with N at the end (default 0, or 1 after an error)
 //	-json               print one JSON object instead of key=value lines
@@ -134,7 +138,7 @@ func (r *report) write(w io.Writer, asJSON bool) {
 func main() {
 	var (
 		env                                          envFlag
-		reads, writes, syscalls                      multiFlag
+		reads, writes, syscalls, requests            multiFlag
 		printUser, printPid, printCwd, printHostname bool
 		printMounts, printCaps, printNNP, printSecc  bool
 		printMem, printCPU, stdinEcho, ignoreTerm    bool
@@ -164,6 +168,7 @@ func main() {
 	flag.IntVar(&allocMB, "alloc-mb", 0, "allocate and touch `N` MiB")
 	flag.DurationVar(&sleep, "sleep", 0, "sleep for `D` after printing")
 	flag.StringVar(&serve, "serve-http", "", "serve HTTP on `ADDR`")
+	flag.Var(&requests, "http", "GET `URL`, or POST the form after a |")
 	flag.BoolVar(&ignoreTerm, "ignore-term", false, "ignore SIGTERM")
 	flag.IntVar(&exitCode, "exit", -1, "exit with `N`")
 	flag.BoolVar(&asJSON, "json", false, "print JSON")
@@ -233,6 +238,9 @@ func main() {
 	}
 	for _, name := range syscalls {
 		r.add("syscall:"+name, trySyscall(name))
+	}
+	for i, spec := range requests {
+		addHTTP(r, fmt.Sprintf("http.%d", i), spec)
 	}
 	if allocMB > 0 {
 		alloc(allocMB)
@@ -679,4 +687,30 @@ func serveHTTP(addr string, exitCode int) {
 	err = http.Serve(ln, mux)
 	fmt.Fprintf(os.Stderr, "serve-http: %v\n", err)
 	os.Exit(1)
+}
+
+// addHTTP makes one -http request. A refusal by the server is a result,
+// not a failure: only a request that got no answer fails.
+func addHTTP(r *report, key, spec string) {
+	target, form, post := strings.Cut(os.ExpandEnv(spec), "|")
+	c := &http.Client{Timeout: 10 * time.Second}
+	var resp *http.Response
+	var err error
+	if post {
+		resp, err = c.Post(target, "application/x-www-form-urlencoded", strings.NewReader(form))
+	} else {
+		resp, err = c.Get(target)
+	}
+	if err != nil {
+		r.fail(key, err)
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		r.fail(key, err)
+		return
+	}
+	r.add(key+".status", strconv.Itoa(resp.StatusCode))
+	r.add(key+".body", string(body))
 }

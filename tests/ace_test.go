@@ -16,7 +16,10 @@ import (
 
 func aceArgs(extra ...string) []string {
 	args := append([]string{"--insecure-options=image", "run", "--stage1-path=" + testImage("stage1.aci"),
-		"--net=host", "--volume=database,kind=empty"}, extra...)
+		"--volume=database,kind=empty"}, extra...)
+	if !strings.Contains(strings.Join(extra, " "), "--net=") {
+		args = append(args, "--net=host")
+	}
 	return append(args, testImage("ace-validator-main.aci"), "---", testImage("ace-validator-sidekick.aci"))
 }
 
@@ -54,7 +57,8 @@ func TestACEValidatorWithoutMetadata(t *testing.T) {
 }
 
 // With the metadata service serving AC_METADATA_URL, the whole validator
-// passes.
+// passes: on the host's network (the pod bound by its token) and on the
+// default network (bound by its token and its address too).
 func TestACEValidatorWithMetadata(t *testing.T) {
 	e := newEnv(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -75,9 +79,11 @@ func TestACEValidatorWithMetadata(t *testing.T) {
 	})
 	waitFor(t, "metadata service socket", func() bool { _, err := os.Stat(sock); return err == nil })
 
-	r := e.Run(aceArgs("--mds-register", "--mds-socket="+sock)...)
-	errs := aceChecks(t, r)
-	if r.Code != 0 || len(errs) > 0 || !strings.Contains(r.Stdout, "[ace-validator-main] main OK\n") {
-		t.Fatalf("ACE validator with metadata service: %q\n%s", errs, r)
+	for _, network := range []string{"host", "default"} {
+		r := e.Run(aceArgs("--mds-register", "--mds-socket="+sock, "--net="+network)...)
+		errs := aceChecks(t, r)
+		if r.Code != 0 || len(errs) > 0 || !strings.Contains(r.Stdout, "[ace-validator-main] main OK\n") {
+			t.Fatalf("ACE validator with metadata service, --net=%s: %q\n%s", network, errs, r)
+		}
 	}
 }

@@ -175,3 +175,31 @@ func removePodCgroups(podDir string) error {
 	}
 	return os.Remove(filepath.Join(podDir, cgroupsFile))
 }
+
+func readSelfCgroup() string {
+	b, _ := os.ReadFile("/proc/self/cgroup")
+	return string(b)
+}
+
+// inSystemdService says whether a process whose /proc/PID/cgroup is
+// procCgroup runs inside a system service unit: the deepest unit in its
+// path in systemd's hierarchy (the unified one, or name=systemd on a v1
+// host), below which it may have sub-cgroups of its own, is NAME.service.
+// A scope (a login session, a terminal under a user manager) is not a
+// service, and neither is a user manager (user@UID.service) itself.
+func inSystemdService(procCgroup string) bool {
+	for _, line := range strings.Split(procCgroup, "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 || !(parts[0] == "0" && parts[1] == "" || parts[1] == "name=systemd") {
+			continue
+		}
+		unit := ""
+		for _, c := range strings.Split(parts[2], "/") {
+			if strings.HasSuffix(c, ".service") || strings.HasSuffix(c, ".scope") {
+				unit = c
+			}
+		}
+		return strings.HasSuffix(unit, ".service") && !strings.HasPrefix(unit, "user@")
+	}
+	return false
+}

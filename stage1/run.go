@@ -399,6 +399,12 @@ func nspawnArgs(podDir string, c *RunConfig, rc *pod.RuntimeConfig, hostname str
 	}
 	if machinedReachable() {
 		args = append(args, "--register=yes")
+		// Under a service (a pod run from a unit), the pod registers as
+		// that unit: systemd keeps tracking, stopping and restarting it,
+		// instead of losing it to a new machine scope.
+		if inSystemdService(readSelfCgroup()) {
+			args = append(args, "--keep-unit")
+		}
 	} else {
 		args = append(args, "--register=no", "--keep-unit")
 	}

@@ -352,8 +352,9 @@ func TestNetBadConfiguration(t *testing.T) {
 
 // hostNetState is what pods may change on the host and must give back:
 // interfaces, pinned namespaces, iptables rules (without counters, and
-// without the top-level chains portmap makes once and shares), and the
-// leases of the built-in networks with the container each holds.
+// without the chains made once and shared by all pods: portmap's
+// top-level ones and the default network's masquerade), and the leases of
+// the built-in networks with the container each holds.
 func hostNetState(t *testing.T) map[string]bool {
 	t.Helper()
 	st := map[string]bool{}
@@ -368,7 +369,8 @@ func hostNetState(t *testing.T) map[string]bool {
 		s := bufio.NewScanner(strings.NewReader(hostRun(t, "iptables-save", "-t", table)))
 		for s.Scan() {
 			l := s.Text()
-			if strings.HasPrefix(l, "#") || strings.HasPrefix(l, "*") || l == "COMMIT" || strings.Contains(l, "CNI-HOSTPORT-") {
+			if strings.HasPrefix(l, "#") || strings.HasPrefix(l, "*") || l == "COMMIT" || strings.Contains(l, "CNI-HOSTPORT-") ||
+				strings.Contains(l, "RKT-MASQ-DEFAULT") {
 				continue
 			}
 			if strings.HasPrefix(l, ":") {
@@ -517,7 +519,6 @@ func TestNetKilledPodCleanedByGC(t *testing.T) {
 	e := newEnv(t)
 	before := hostNetState(t)
 	p, st := startNetPod(t, e, "--net=default", testImage("inspect.aci"), "--", "-serve-http=:8080")
-	_ = st
 	// SIGKILL the whole pod from the outside, as an OOM killer or an
 	// impatient admin would: stage1 gets no chance to clean up.
 	if err := p.cmd.Process.Kill(); err != nil {
@@ -540,17 +541,13 @@ func TestNetKilledPodCleanedByGC(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	// Nothing cleaned up behind gc's back: the namespace is still pinned
-	// and the masquerade rule still there, for gc to remove.
+	// and the address still leased, for gc to release.
 	killed := hostNetState(t)
 	if !killed["netns rkt-"+p.UUID] {
 		t.Errorf("the killed pod's namespace is not pinned any more")
 	}
-	masq := false
-	for l := range killed {
-		masq = masq || strings.Contains(l, p.UUID) && strings.Contains(l, "MASQUERADE")
-	}
-	if !masq {
-		t.Errorf("no masquerade rule of the killed pod before gc")
+	if ip := st.Networks[0].IP; !killed["lease default/"+ip+" "+p.UUID] {
+		t.Errorf("no lease of %s for the killed pod before gc", ip)
 	}
 	e.MustRun("gc", "--grace-period=0s")
 	expectNothingLeft(t, before, hostNetState(t), []string{p.UUID})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -39,6 +38,9 @@ type netConf struct {
 	// net.d file, or "built-in".
 	source string
 	raw    map[string]any
+	// masq, if set, is the masquerade shared by the network's pods,
+	// which Setup makes sure of beside the plugins.
+	masq *sharedMasq
 }
 
 // plugins returns the raw plugin configurations of the list.
@@ -110,17 +112,16 @@ func (c *netConf) list() (*libcni.NetworkConfigList, error) {
 func builtinConf(name string) *netConf {
 	ipam := map[string]any{"type": "host-local"}
 	ptp := map[string]any{"type": "ptp", "ipam": ipam}
+	var masq *sharedMasq
 	switch name {
 	case NetDefault:
 		ipam["ranges"] = []any{[]any{map[string]any{"subnet": DefaultSubnet}}}
 		ipam["routes"] = []any{map[string]any{"dst": "0.0.0.0/0"}}
-		ptp["ipMasq"] = true
-		// Naming the backend spares ptp two iptables runs probing for
-		// one on every pod start; left unnamed, it finds nftables on a
-		// host without iptables.
-		if _, err := exec.LookPath("iptables"); err == nil {
-			ptp["ipMasqBackend"] = "iptables"
-		}
+		// With iptables, one chain shared by the network's pods
+		// masquerades them (see masq.go); without, ptp masquerades each
+		// pod itself and finds nftables.
+		masq = defaultMasq()
+		ptp["ipMasq"] = masq == nil
 	case NetDefaultRestricted:
 		// No route but the one to the host's end of the link: the pod
 		// reaches the host (the metadata service) and nothing beyond.
@@ -129,7 +130,7 @@ func builtinConf(name string) *netConf {
 	default:
 		return nil
 	}
-	return &netConf{name: name, source: "built-in network " + name, raw: map[string]any{
+	return &netConf{name: name, source: "built-in network " + name, masq: masq, raw: map[string]any{
 		"cniVersion": cniVersion,
 		"name":       name,
 		"plugins":    []any{ptp},

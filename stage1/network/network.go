@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -129,6 +130,24 @@ func Setup(ctx context.Context, cfg Config) (*Pod, error) {
 	if err := checkHostPorts(cfg.Ports); err != nil {
 		return nil, err
 	}
+	trace := tracer(cfg.Debug, cfg.Stderr)
+	// The shared masquerade needs nothing of the pod: it is made sure of
+	// while the pod's own steps run.
+	masqDone := make(chan error, 1)
+	masqNets := 0
+	for _, c := range confs {
+		if c.masq != nil {
+			masqNets++
+			go func() {
+				err := c.masq.ensure(ctx)
+				if err != nil {
+					err = fmt.Errorf("%w %q (%s): %v", ErrJoin, c.name, c.source, err)
+				}
+				trace("masquerade of " + c.name + " checked")
+				masqDone <- err
+			}()
+		}
+	}
 	s, err := newSession(cfg.PodDir, cfg.UUID, cfg.PluginDirs, cfg.LocalConfig, cfg.HostMountNS, cfg.Debug, cfg.Stderr)
 	if err != nil {
 		return nil, err
@@ -160,6 +179,7 @@ func Setup(ctx context.Context, cfg Config) (*Pod, error) {
 		return nil, s.fail(ctx, err)
 	}
 	s.nsPath = nsPath
+	trace("namespace pinned")
 
 	p := &Pod{NetnsPath: nsPath}
 	// Interface names are fixed already, so the networks are joined at
@@ -175,6 +195,12 @@ func Setup(ctx context.Context, cfg Config) (*Pod, error) {
 		}()
 	}
 	wg.Wait()
+	trace("plugins done")
+	for ; masqNets > 0; masqNets-- {
+		if err := <-masqDone; err != nil {
+			return nil, s.fail(ctx, err)
+		}
+	}
 	for i := range infos {
 		if errs[i] != nil {
 			return nil, s.fail(ctx, fmt.Errorf("%w %q (%s): %v", ErrJoin, infos[i].NetName, confs[i].source, errs[i]))
@@ -190,7 +216,26 @@ func Setup(ctx context.Context, cfg Config) (*Pod, error) {
 		return nil, s.fail(ctx, err)
 	}
 	p.Nets = infos
+	trace("networks recorded")
 	return p, nil
+}
+
+// tracer returns a function printing, with --debug, how long Setup has
+// been at each step.
+func tracer(debug bool, w io.Writer) func(string) {
+	if !debug {
+		return func(string) {}
+	}
+	if w == nil {
+		w = os.Stderr
+	}
+	start := time.Now()
+	var mu sync.Mutex
+	return func(what string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, "stage1: network: %s after %v\n", what, time.Since(start).Round(100*time.Microsecond))
+	}
 }
 
 // TeardownConfig is what Teardown needs; everything else comes from the
@@ -316,7 +361,7 @@ func (s *session) prepare(confs []*netConf, args []string, ports []PortMapping, 
 // cloneConf deep-copies a configuration so that per-pod changes never touch
 // the shared built-ins.
 func cloneConf(c *netConf) *netConf {
-	return &netConf{name: c.name, source: c.source, raw: deepCopy(c.raw).(map[string]any)}
+	return &netConf{name: c.name, source: c.source, masq: c.masq, raw: deepCopy(c.raw).(map[string]any)}
 }
 
 func deepCopy(v any) any {

@@ -176,6 +176,40 @@ func serveIn(t *testing.T, nsPath, addr, greeting string) {
 	}()
 }
 
+// serveRemoteAddrIn listens on addr inside the namespace and tells every
+// client the address it came from.
+func serveRemoteAddrIn(t *testing.T, nsPath, addr string) {
+	t.Helper()
+	var l net.Listener
+	err := inThread(func() error {
+		ns, err := os.Open(nsPath)
+		if err != nil {
+			return err
+		}
+		defer ns.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			return err
+		}
+		l, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listen in %s: %v", nsPath, err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			_, _ = io.WriteString(c, host)
+			c.Close()
+		}
+	}()
+}
+
 func expectGreeting(t *testing.T, addr, want string) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -385,8 +419,20 @@ func TestDefaultNetworkWithPortForward(t *testing.T) {
 		t.Errorf("host-local lease: %q, %v", lease, err)
 	}
 	traces := strings.Join(f.podTraces([]string{"default"}, nil), "\n")
-	if !strings.Contains(traces, "MASQUERADE") || !strings.Contains(traces, "DNAT") {
-		t.Errorf("no masquerade or DNAT rule for the pod:\n%s", traces)
+	if !strings.Contains(traces, "DNAT") {
+		t.Errorf("no DNAT rule for the pod:\n%s", traces)
+	}
+	// The default network's masquerade is shared by its pods: nothing of
+	// it names this one, and it is there.
+	if strings.Contains(traces, "MASQUERADE") {
+		t.Errorf("a masquerade rule of the pod's own:\n%s", traces)
+	}
+	nat := run(t, "iptables", "-w", "-t", "nat", "-S")
+	for _, want := range []string{"-A POSTROUTING -s 172.16.28.0/24 -m comment --comment \"" + masqComment + "\" -j " + DefaultMasqChain,
+		"-A " + DefaultMasqChain + " -j MASQUERADE"} {
+		if !strings.Contains(nat, want) {
+			t.Errorf("nat table lacks %q:\n%s", want, nat)
+		}
 	}
 
 	serveIn(t, p.NetnsPath, ":8080", "hello from the pod")
@@ -398,6 +444,10 @@ func TestDefaultNetworkWithPortForward(t *testing.T) {
 	// whose packets arrive from outside and take the PREROUTING path.
 	remote, hostAddr := otherHost(t, t.TempDir())
 	expectGreetingFrom(t, remote, net.JoinHostPort(hostAddr, strconv.Itoa(hostPort)), "hello from the pod")
+	// The pod reaches the other host masqueraded: from the host's own
+	// address on that link, not its 172.16.28.x one.
+	serveRemoteAddrIn(t, remote, ":8082")
+	expectGreetingFrom(t, p.NetnsPath, "10.231.20.2:8082", hostAddr)
 
 	f.teardown()
 	f.assertClean([]string{"default"}, []string{n.IP})

@@ -552,3 +552,77 @@ func TestNetKilledPodCleanedByGC(t *testing.T) {
 	e.MustRun("gc", "--grace-period=0s")
 	expectNothingLeft(t, before, hostNetState(t), []string{p.UUID})
 }
+
+// netWaitNotRunning waits until the pod has left the running state.
+func netWaitNotRunning(t *testing.T, e *env, uuid string) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var st netStatus
+		r := e.Run("status", "--format=json", uuid)
+		if json.Unmarshal([]byte(r.Stdout), &st) == nil && st.State != "running" {
+			return st.State
+		}
+	}
+	t.Fatalf("pod %s still running 30s after it was stopped", uuid)
+	return ""
+}
+
+// A pod on the default network is stopped by `rkt stop`, forced or not.
+// stage1 pins the pod's network namespace from the host's mount namespace;
+// once that made the pod's entrypoints invisible to stop ("stage1 /stop:
+// no such file").
+func TestNetStopPodOnDefault(t *testing.T) {
+	netNeedStage1(t)
+	e := newEnv(t)
+	before := hostNetState(t)
+	for _, force := range []bool{true, false} {
+		p, _ := startNetPod(t, e, "--net=default", testImage("inspect.aci"), "--", "-serve-http=:8080")
+		args := []string{"stop", p.UUID}
+		if force {
+			args = []string{"stop", "--force", p.UUID}
+		}
+		if r := e.Run(args...); r.Code != 0 {
+			t.Fatalf("rkt %s: %s", strings.Join(args, " "), r)
+		}
+		if st := netWaitNotRunning(t, e, p.UUID); st != "exited" {
+			t.Errorf("rkt %s: pod is %s, want exited", strings.Join(args, " "), st)
+		}
+	}
+	ours := envPodUUIDs(t, e)
+	e.MustRun("gc", "--grace-period=0s")
+	expectNothingLeft(t, before, hostNetState(t), ours)
+}
+
+// A pod that cannot join its second network undoes the first at once, not
+// at gc, and says in one line which network failed and why.
+func TestNetSecondNetworkFails(t *testing.T) {
+	netNeedStage1(t)
+	e := newEnv(t)
+	e.Fetch("inspect.aci")
+	path := writeNetConf(t, e, "20-broken.conf", `{"cniVersion":"1.0.0","name":"broken","type":"ptp",
+		"ipam":{"type":"host-local","subnet":"10.231.10.0/24"}}`)
+	before := hostNetState(t)
+	r := e.Run("--insecure-options=image", "run", "--net=default,broken:IP=10.9.9.9", testImage("inspect.aci"), "--", "-exit=0")
+	if r.Code == 0 {
+		t.Fatalf("joining a network with an address outside its range succeeded: %s", r)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
+		if strings.Contains(l, "network") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], `"broken"`) || !strings.Contains(lines[0], path) ||
+		!strings.Contains(lines[0], "10.9.9.9") {
+		t.Errorf("want one line naming the network %q, its file and the address: %s", "broken", r)
+	}
+	if running := e.MustRun("list", "--no-legend"); strings.Contains(running, "running") {
+		t.Errorf("a pod is left running:\n%s", running)
+	}
+	ours := envPodUUIDs(t, e)
+	// Before gc: the default network's link, lease and the namespace are
+	// gone already.
+	expectNothingLeft(t, before, hostNetState(t), ours)
+	e.MustRun("gc", "--grace-period=0s")
+	expectNothingLeft(t, before, hostNetState(t), ours)
+}

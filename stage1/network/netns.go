@@ -45,17 +45,37 @@ func hostMountNS(path string) (*os.File, error) {
 	return f, nil
 }
 
-// inThread runs fn on a fresh OS thread that is thrown away afterwards, so
-// that fn may change the thread's namespaces without them leaking into
+// inThread runs fn on an OS thread that is thrown away afterwards, so that
+// fn may change the thread's namespaces without them leaking into
 // goroutines scheduled there later.
+//
+// The thread is never the process's main thread: the runtime cannot end
+// that one, and it is the thread whose namespaces /proc/PID/ns shows. A
+// stage1 whose main thread had entered the host's mount namespace to pin
+// the network namespace was invisible to `rkt stop` and `rkt enter`, which
+// look for the pod's mounts through /proc/PID/ns/mnt ("stage1 /stop: no
+// such file").
 func inThread(fn func() error) error {
 	errc := make(chan error, 1)
-	go func() {
+	var run func()
+	run = func() {
 		// Never unlocked: the runtime ends a locked thread whose goroutine
 		// exits, which is what we want after changing its namespaces.
 		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// While this goroutine holds the main thread locked and
+			// waits, the runtime cannot schedule another one on it;
+			// that one does the work, and the main thread, untouched,
+			// is given back.
+			done := make(chan struct{})
+			go func() { run(); close(done) }()
+			<-done
+			runtime.UnlockOSThread()
+			return
+		}
 		errc <- fn()
-	}()
+	}
+	go run()
 	return <-errc
 }
 

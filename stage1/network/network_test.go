@@ -716,3 +716,22 @@ func TestTeardownWithoutNamespace(t *testing.T) {
 	f.teardown()
 	f.assertClean([]string{"nt8", "default-restricted"}, []string{p.Nets[0].IP, p.Nets[1].IP})
 }
+
+// TestInThreadSparesMainThread: namespaces changed by inThread must never
+// be the main thread's, which /proc/PID/ns shows to `rkt stop` and `rkt
+// enter` looking for the pod's mounts.
+func TestInThreadSparesMainThread(t *testing.T) {
+	self := fmt.Sprintf("/proc/%d/ns/net", os.Getpid())
+	before, err := os.Readlink(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		if err := inThread(func() error { return unix.Unshare(unix.CLONE_NEWNET) }); err != nil {
+			t.Fatal(err)
+		}
+		if now, _ := os.Readlink(self); now != before {
+			t.Fatalf("after %d runs the main thread is in %s, was in %s", i+1, now, before)
+		}
+	}
+}

@@ -40,6 +40,12 @@ func Stop(args []string, stderr io.Writer) int {
 		}
 	}
 	pid, err := readPID(".")
+	// A pod runs (holds its lock, has joined its networks) a moment
+	// before its systemd starts and the pid file is written.
+	for deadline := time.Now().Add(10 * time.Second); errors.Is(err, os.ErrNotExist) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		pid, err = readPID(".")
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "stop %s: %v\n", uuid, err)
 		return 1

@@ -567,7 +567,8 @@ func netWaitNotRunning(t *testing.T, e *env, uuid string) string {
 	return ""
 }
 
-// A pod on the default network is stopped by `rkt stop`, forced or not.
+// A pod on the default network is entered by `rkt enter` and stopped by
+// `rkt stop`, forced or not.
 // stage1 pins the pod's network namespace from the host's mount namespace;
 // once that made the pod's entrypoints invisible to stop ("stage1 /stop:
 // no such file").
@@ -575,8 +576,22 @@ func TestNetStopPodOnDefault(t *testing.T) {
 	netNeedStage1(t)
 	e := newEnv(t)
 	before := hostNetState(t)
+	e.Fetch("busybox.aci")
 	for _, force := range []bool{true, false} {
-		p, _ := startNetPod(t, e, "--net=default", testImage("inspect.aci"), "--", "-serve-http=:8080")
+		p, st := startNetPod(t, e, "--net=default", testImage("busybox.aci"), "--exec=/bin/sh", "--", "-c", "sleep 300")
+		if !force {
+			// enter finds the pod the same way, once its app runs (the
+			// forced stop comes before, while the pod boots).
+			var r result
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				if r = e.Run("enter", p.UUID, "/bin/ip", "-o", "addr", "show", "eth0"); r.Code == 0 {
+					break
+				}
+			}
+			if r.Code != 0 || !strings.Contains(r.Stdout, "inet "+st.Networks[0].IP+"/") {
+				t.Errorf("rkt enter: want eth0 with %s: %s", st.Networks[0].IP, r)
+			}
+		}
 		args := []string{"stop", p.UUID}
 		if force {
 			args = []string{"stop", "--force", p.UUID}

@@ -318,18 +318,18 @@ func TestNetBadConfiguration(t *testing.T) {
 	before := hostNetState(t)
 	path := writeNetConf(t, e, "20-broken.conf", `{"cniVersion":"1.0.0","name":"broken",`)
 	r := netBusybox(t, e, "default", "true")
-	if r.Code == 0 || !strings.Contains(r.Stderr, path) {
-		t.Errorf("malformed net.d file: want a failure naming %s: %s", path, r)
+	if r.Code == 0 || !strings.Contains(r.Stderr, path) || !netOneLine(r) {
+		t.Errorf("malformed net.d file: want one line naming %s: %s", path, r)
 	}
 	os.Remove(path)
 	r = netBusybox(t, e, "nosuchnet", "true")
-	if r.Code == 0 || !strings.Contains(r.Stderr, "nosuchnet") {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "nosuchnet") || !netOneLine(r) {
 		t.Errorf("unknown network: %s", r)
 	}
 	writeNetConf(t, e, "10-small.conf", `{"cniVersion":"1.0.0","name":"small","type":"ptp",
 		"ipam":{"type":"host-local","subnet":"10.231.8.0/24"}}`)
 	r = netBusybox(t, e, "small:IP=10.9.9.9", "true")
-	if r.Code == 0 || !strings.Contains(r.Stderr, "10.9.9.9") {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "10.9.9.9") || !netOneLine(r) {
 		t.Errorf("IP outside the range: %s", r)
 	}
 	l, err := net.Listen("tcp", ":0")
@@ -339,7 +339,7 @@ func TestNetBadConfiguration(t *testing.T) {
 	defer l.Close()
 	r = e.Run("--insecure-options=image", "run", "--net=default", "--port=http:"+strconv.Itoa(l.Addr().(*net.TCPAddr).Port),
 		testImage("inspect.aci"), "--", "-exit=0")
-	if r.Code == 0 || !strings.Contains(r.Stderr, "in use") {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "in use") || !netOneLine(r) {
 		t.Errorf("host port in use: %s", r)
 	}
 	if running := e.MustRun("list", "--no-legend"); strings.Contains(running, "running") {
@@ -348,6 +348,12 @@ func TestNetBadConfiguration(t *testing.T) {
 	ours := envPodUUIDs(t, e)
 	e.MustRun("gc", "--grace-period=0s")
 	expectNothingLeft(t, before, hostNetState(t), ours)
+}
+
+// netOneLine says whether a failed run said why in one line.
+func netOneLine(r result) bool {
+	s := strings.TrimSpace(r.Stderr)
+	return s != "" && !strings.Contains(s, "\n")
 }
 
 // hostNetState is what pods may change on the host and must give back:
@@ -621,14 +627,8 @@ func TestNetSecondNetworkFails(t *testing.T) {
 	if r.Code == 0 {
 		t.Fatalf("joining a network with an address outside its range succeeded: %s", r)
 	}
-	var lines []string
-	for _, l := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
-		if strings.Contains(l, "network") {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) != 1 || !strings.Contains(lines[0], `"broken"`) || !strings.Contains(lines[0], path) ||
-		!strings.Contains(lines[0], "10.9.9.9") {
+	if !netOneLine(r) || !strings.Contains(r.Stderr, `"broken"`) || !strings.Contains(r.Stderr, path) ||
+		!strings.Contains(r.Stderr, "10.9.9.9") {
 		t.Errorf("want one line naming the network %q, its file and the address: %s", "broken", r)
 	}
 	if running := e.MustRun("list", "--no-legend"); strings.Contains(running, "running") {

@@ -31,7 +31,7 @@ const masqLockPath = "/run/lock/rkt-network-masq.lock"
 type sharedMasq struct {
 	iptables, restore string
 	subnet            string
-	chain             string
+	chain, comment    string
 }
 
 // defaultMasq returns the shared masquerade of the default network, or nil
@@ -46,13 +46,12 @@ func defaultMasq() *sharedMasq {
 	if err != nil {
 		return nil
 	}
-	return &sharedMasq{iptables: ipt, restore: restore, subnet: DefaultSubnet, chain: DefaultMasqChain}
+	return &sharedMasq{iptables: ipt, restore: restore, subnet: DefaultSubnet, chain: DefaultMasqChain,
+		comment: "rkt: masquerade the default network"}
 }
 
-const masqComment = "rkt: masquerade the default network"
-
 func (m *sharedMasq) jump() []string {
-	return []string{"-s", m.subnet, "-m", "comment", "--comment", masqComment, "-j", m.chain}
+	return []string{"-s", m.subnet, "-m", "comment", "--comment", m.comment, "-j", m.chain}
 }
 
 // present says whether POSTROUTING jumps to the chain (which implies the

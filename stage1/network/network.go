@@ -167,6 +167,7 @@ func Setup(ctx context.Context, cfg Config) (*Pod, error) {
 	if err := writeNetInfo(s.podDir, infos, len(infos) > 0); err != nil {
 		return nil, s.fail(ctx, err)
 	}
+	trace("networks to join recorded")
 	dir := cfg.NetnsDir
 	if dir == "" {
 		dir = DefaultNetnsDir

@@ -428,7 +428,7 @@ func TestDefaultNetworkWithPortForward(t *testing.T) {
 		t.Errorf("a masquerade rule of the pod's own:\n%s", traces)
 	}
 	nat := run(t, "iptables", "-w", "-t", "nat", "-S")
-	for _, want := range []string{"-A POSTROUTING -s 172.16.28.0/24 -m comment --comment \"" + masqComment + "\" -j " + DefaultMasqChain,
+	for _, want := range []string{"-A POSTROUTING -s 172.16.28.0/24 -m comment --comment \"" + defaultMasq().comment + "\" -j " + DefaultMasqChain,
 		"-A " + DefaultMasqChain + " -j MASQUERADE"} {
 		if !strings.Contains(nat, want) {
 			t.Errorf("nat table lacks %q:\n%s", want, nat)
@@ -733,5 +733,47 @@ func TestInThreadSparesMainThread(t *testing.T) {
 		if now, _ := os.Readlink(self); now != before {
 			t.Fatalf("after %d runs the main thread is in %s, was in %s", i+1, now, before)
 		}
+	}
+}
+
+// TestSharedMasqueradeMadeOnce: pods starting together that all find the
+// shared masquerade missing make it once. On a chain of its own, so that
+// the default network's pods on this host are not disturbed.
+func TestSharedMasqueradeMadeOnce(t *testing.T) {
+	m := defaultMasq()
+	if m == nil {
+		t.Skip("no iptables")
+	}
+	m.subnet, m.chain, m.comment = "10.231.77.0/24", "RKT-MASQ-TEST", "rkt test: shared masquerade"
+	jump := append([]string{"iptables", "-w", "-t", "nat", "-D", "POSTROUTING"}, m.jump()...)
+	clean := func() {
+		for exec.Command(jump[0], jump[1:]...).Run() == nil {
+		}
+		_ = exec.Command("iptables", "-w", "-t", "nat", "-F", m.chain).Run()
+		_ = exec.Command("iptables", "-w", "-t", "nat", "-X", m.chain).Run()
+	}
+	clean()
+	t.Cleanup(clean)
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() { errs <- m.ensure(context.Background()) }()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	nat := run(t, "iptables", "-w", "-t", "nat", "-S")
+	if n := strings.Count(nat, "-j "+m.chain+"\n"); n != 1 {
+		t.Errorf("%d jumps to %s, want 1:\n%s", n, m.chain, nat)
+	}
+	for _, want := range []string{"-A RKT-MASQ-TEST -d 10.231.77.0/24 -j ACCEPT", "-A RKT-MASQ-TEST -d 224.0.0.0/4 -j RETURN",
+		"-A RKT-MASQ-TEST -j MASQUERADE"} {
+		if strings.Count(nat, want+"\n") != 1 {
+			t.Errorf("want %q once:\n%s", want, nat)
+		}
+	}
+	if !m.present(context.Background()) {
+		t.Error("present() does not see the chain it made")
 	}
 }

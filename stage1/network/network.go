@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -324,7 +325,14 @@ func (s *session) prepare(confs []*netConf, args []string, ports []PortMapping, 
 		if !portsPlaced {
 			if strings.HasPrefix(c.source, "built-in") {
 				c = cloneConf(c)
-				c.appendPlugin(map[string]any{"type": "portmap", "capabilities": map[string]any{"portMappings": true}})
+				pm := map[string]any{"type": "portmap", "capabilities": map[string]any{"portMappings": true}}
+				// Named, the backend spares portmap two iptables runs
+				// probing for it; left unnamed, it finds nftables on a
+				// host without iptables.
+				if _, err := exec.LookPath("iptables"); err == nil {
+					pm["backend"] = "iptables"
+				}
+				c.appendPlugin(pm)
 			}
 			if c.hasCapability("portMappings") {
 				info.PortMappings = ports

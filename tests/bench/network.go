@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,19 @@ func init() {
 		goal: "default adds < 30ms over none",
 		run: func(b *bench) (sample, sample, error) {
 			return netFigure(b, "default:IP="+unusedDefaultIP(), func(s, _ time.Duration) time.Duration { return s })
+		}})
+	addFigure(figure{name: "network: Setup, default + one --port (portmap)", order: 503,
+		run: func(b *bench) (sample, sample, error) {
+			ports := []network.PortMapping{{HostPort: freeBenchPort(), ContainerPort: 8080, Protocol: "tcp"}}
+			ours, err := netRounds(b, b.buildDir+"/cni-plugins", "default:IP="+unusedDefaultIP(), ports, func(s, _ time.Duration) time.Duration { return s })
+			if err != nil {
+				return sample{}, sample{}, err
+			}
+			ref, err := netRounds(b, b.buildDir+"/cni-plugins", "default:IP="+unusedDefaultIP(), nil, func(s, _ time.Duration) time.Duration { return s })
+			if err != nil {
+				return sample{}, sample{}, err
+			}
+			return sample{label: "default + port", value: ours}, sample{label: "default", value: ref}, nil
 		}})
 	addFigure(figure{name: "network: rkt run inspect -exit=0, --net=default", order: 502,
 		goal: "default adds < 30ms over host",
@@ -58,18 +72,28 @@ func netFigure(b *bench, nets string, pick func(setup, teardown time.Duration) t
 	if _, err := os.Stat(filepath.Join(plugins, "ptp")); err != nil {
 		return sample{}, sample{}, fmt.Errorf("CNI plugins not built: %w", err)
 	}
-	ours, err := netRounds(b, plugins, nets, pick)
+	ours, err := netRounds(b, plugins, nets, nil, pick)
 	if err != nil {
 		return sample{}, sample{}, err
 	}
-	ref, err := netRounds(b, plugins, "none", pick)
+	ref, err := netRounds(b, plugins, "none", nil, pick)
 	if err != nil {
 		return sample{}, sample{}, err
 	}
 	return sample{label: nets, value: ours}, sample{label: "--net=none (netns + lo)", value: ref}, nil
 }
 
-func netRounds(b *bench, plugins, nets string, pick func(setup, teardown time.Duration) time.Duration) (time.Duration, error) {
+// freeBenchPort is a TCP port nothing on the host listens on.
+func freeBenchPort() int {
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		return 38080
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func netRounds(b *bench, plugins, nets string, ports []network.PortMapping, pick func(setup, teardown time.Duration) time.Duration) (time.Duration, error) {
 	ctx := context.Background()
 	root, err := os.MkdirTemp(b.work, "net-")
 	if err != nil {
@@ -86,7 +110,7 @@ func netRounds(b *bench, plugins, nets string, pick func(setup, teardown time.Du
 			return 0, err
 		}
 		cfg := network.Config{PodDir: podDir, UUID: uuid, LocalConfig: filepath.Join(root, "conf"),
-			Nets: []string{nets}, PluginDirs: []string{plugins},
+			Nets: []string{nets}, PluginDirs: []string{plugins}, Ports: ports,
 			NetnsDir: filepath.Join(root, "netns"), IPAMDataDir: filepath.Join(root, "ipam")}
 		start := time.Now()
 		if _, err := network.Setup(ctx, cfg); err != nil {

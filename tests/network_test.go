@@ -264,12 +264,16 @@ func TestNetUserBridgeStaticIP(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
 	writeNetConf(t, e, "10-tbr.conflist", `{"cniVersion":"1.0.0","name":"tbr","plugins":[
 		{"type":"bridge","bridge":"`+bridge+`","isGateway":true,
-		 "ipam":{"type":"host-local","ranges":[[{"subnet":"10.231.7.0/24"}]]}}]}`)
+		 "ipam":{"type":"host-local","dataDir":"`+netIPAMDir(e)+`","ranges":[[{"subnet":"10.231.7.0/24"}]]}}]}`)
 	r := netBusybox(t, e, "tbr:IP=10.231.7.9", "ip -o addr show eth0")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "inet 10.231.7.9/24") {
 		t.Fatalf("static IP on the bridge network: %s", r)
 	}
 }
+
+// netIPAMDir keeps the leases of a test's own networks in its directory,
+// out of the host's /var/lib/cni.
+func netIPAMDir(e *env) string { return filepath.Join(e.root, "ipam") }
 
 func writeNetConf(t *testing.T, e *env, name, content string) string {
 	t.Helper()
@@ -327,7 +331,7 @@ func TestNetBadConfiguration(t *testing.T) {
 		t.Errorf("unknown network: %s", r)
 	}
 	writeNetConf(t, e, "10-small.conf", `{"cniVersion":"1.0.0","name":"small","type":"ptp",
-		"ipam":{"type":"host-local","subnet":"10.231.8.0/24"}}`)
+		"ipam":{"type":"host-local","dataDir":"`+netIPAMDir(e)+`","subnet":"10.231.8.0/24"}}`)
 	r = netBusybox(t, e, "small:IP=10.9.9.9", "true")
 	if r.Code == 0 || !strings.Contains(r.Stderr, "10.9.9.9") || !netOneLine(r) {
 		t.Errorf("IP outside the range: %s", r)
@@ -621,7 +625,7 @@ func TestNetSecondNetworkFails(t *testing.T) {
 	e := newEnv(t)
 	e.Fetch("inspect.aci")
 	path := writeNetConf(t, e, "20-broken.conf", `{"cniVersion":"1.0.0","name":"broken","type":"ptp",
-		"ipam":{"type":"host-local","subnet":"10.231.10.0/24"}}`)
+		"ipam":{"type":"host-local","dataDir":"`+netIPAMDir(e)+`","subnet":"10.231.10.0/24"}}`)
 	before := hostNetState(t)
 	r := e.Run("--insecure-options=image", "run", "--net=default,broken:IP=10.9.9.9", testImage("inspect.aci"), "--", "-exit=0")
 	if r.Code == 0 {

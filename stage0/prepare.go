@@ -243,7 +243,7 @@ func buildManifest(cfg PrepareConfig) (*schema.PodManifest, error) {
 	if cfg.PodManifest != nil {
 		return completeManifest(cfg, byID)
 	}
-	if len(cfg.Apps) == 0 {
+	if len(cfg.Apps) == 0 && !cfg.RuntimeConfig.Mutable { // a sandbox starts empty
 		return nil, fmt.Errorf("%w: no apps given", ErrBadPod)
 	}
 	if len(cfg.Apps) != len(cfg.Images) {

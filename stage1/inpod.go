@@ -249,6 +249,10 @@ func Reap(args []string) int {
 		fmt.Fprintf(os.Stderr, "reaper: %v\n", err)
 	}
 	_ = os.Remove(filepath.Join(pidsDir, app))
+	if _, err := os.Stat(mutableFile); err == nil {
+		// A mutable pod outlives its apps: it ends with `rkt stop`.
+		return 0
+	}
 	b, err := os.ReadFile(appsFile)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "reaper: %v\n", err)

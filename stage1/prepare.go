@@ -1,6 +1,7 @@
 package stage1
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -213,107 +214,17 @@ func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, ho
 	var names []string
 	for i := range pm.Apps {
 		ra := &pm.Apps[i]
-		if ra.App == nil {
-			return nil, fmt.Errorf("app %s has no app section in the pod manifest", ra.Name)
-		}
 		name := ra.Name.String()
 		names = append(names, name)
-		hostRoot := pod.AppRootfsPath(podDir, name)
-		podRoot := pod.AppRootfsInStage1(name)
-		cfg, err := appConfig(ra, hostRoot, rc, mdsURL)
+		u, caps, err := prepareApp(ra, appSetup{
+			podDir: podDir, hostRoot: pod.AppRootfsPath(podDir, name), vols: vols, rc: rc,
+			podEnv: podEnv{Hostname: hostname, ResolvConf: resolvConf, MDSURL: mdsURL},
+			relay:  relay && !rc.Interactive,
+		})
 		if err != nil {
 			return nil, err
 		}
-		u := &appUnit{Name: name, Interactive: rc.Interactive, Relay: relay && !rc.Interactive, StopTimeoutSec: defaultStopTimeout}
-		// Resource limits (pkg/isolators): a host cgroup the launcher
-		// joins through a bind mount on cgroup v1, service properties
-		// for the pod's systemd on v2.
-		if cfg.CgroupDirs, u.Properties, err = isolators.PodAppLimits(podDir, filepath.Join(cgroup.PodName(filepath.Base(podDir)), "stage1"), name, ra.App, s1); err != nil {
-			return nil, err
-		}
-
-		// API filesystems for the app, from the pod's own.
-		for _, d := range []string{"proc", "sys", "dev"} {
-			if err := makeMountTarget(filepath.Join(hostRoot, d), true); err != nil {
-				return nil, fmt.Errorf("app %s: %w", name, err)
-			}
-		}
-		u.Binds = append(u.Binds, "/proc:"+podRoot+"/proc", "/dev:"+podRoot+"/dev")
-		u.ROBinds = append(u.ROBinds, "/sys:"+podRoot+"/sys")
-
-		for _, m := range ra.Mounts {
-			name := m.Volume
-			if m.AppVolume != nil {
-				name = m.AppVolume.Name
-			}
-			v := vols[name]
-			if v == nil {
-				return nil, fmt.Errorf("app %s: mount at %s has no volume %q", ra.Name, m.Path, name)
-			}
-			isDir := true
-			if st, err := os.Stat(filepath.Join(s1, volumesDir, name.String())); err == nil {
-				isDir = st.IsDir()
-			}
-			target, err := safeJoin(hostRoot, m.Path)
-			if err != nil {
-				return nil, fmt.Errorf("app %s: mount at %s: %w", ra.Name, m.Path, err)
-			}
-			if err := makeMountTarget(target, isDir); err != nil {
-				return nil, fmt.Errorf("app %s: mount at %s: %w", ra.Name, m.Path, err)
-			}
-			spec := filepath.Join(volumesDir, name.String()) + ":" + filepath.Join(podRoot, filepath.Clean("/"+m.Path))
-			if v.Recursive != nil && !*v.Recursive {
-				spec += ":norbind"
-			}
-			if mountPointReadOnly(ra.App, m) || (v.ReadOnly != nil && *v.ReadOnly) {
-				u.ROBinds = append(u.ROBinds, spec)
-			} else {
-				u.Binds = append(u.Binds, spec)
-			}
-		}
-
-		if err := writeEtc(hostRoot, hostname, resolvConf, rc); err != nil {
-			return nil, fmt.Errorf("app %s: %w", name, err)
-		}
-
-		if !cfg.DisableCapabilities {
-			set := cfg.Capabilities
-			if set == nil {
-				set = caps.Default()
-			}
-			pf.caps = append(pf.caps, set...)
-		}
-		if err := appexec.WriteConfig(filepath.Join(s1, appexecDir, name+".json"), cfg); err != nil {
-			return nil, err
-		}
-		for _, eh := range ra.App.EventHandlers {
-			hc := *cfg
-			hc.Exec = eh.Exec
-			file := filepath.Join(appexecDir, fmt.Sprintf("%s.%s.json", name, eh.Name))
-			if err := appexec.WriteConfig(filepath.Join(s1, file), &hc); err != nil {
-				return nil, err
-			}
-			switch eh.Name {
-			case "pre-start":
-				u.PreStart = append(u.PreStart, file)
-			case "post-stop":
-				u.PostStop = append(u.PostStop, file)
-			default:
-				return nil, fmt.Errorf("app %s: unknown event handler %q", name, eh.Name)
-			}
-		}
-		if u.Relay {
-			for _, s := range []string{"stdout", "stderr"} {
-				p := filepath.Join(s1, iomuxDir, name+"."+s)
-				_ = os.Remove(p)
-				if err := unix.Mkfifo(p, 0o600); err != nil {
-					return nil, fmt.Errorf("app %s: output fifo: %w", name, err)
-				}
-			}
-		}
-		if err := writeFile(filepath.Join(s1, unitDir, serviceName(name)), u.unitText()); err != nil {
-			return nil, err
-		}
+		pf.caps = append(pf.caps, caps...)
 		pf.units = append(pf.units, u)
 	}
 	pf.apps = names
@@ -332,7 +243,152 @@ func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, ho
 	if err := writeFile(filepath.Join(s1, appsFile), strings.Join(names, "\n")+"\n"); err != nil {
 		return nil, err
 	}
+	env, err := json.Marshal(podEnv{Hostname: hostname, ResolvConf: resolvConf, MDSURL: mdsURL, Volumes: volNames})
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFile(filepath.Join(s1, podEnvFile), string(env)); err != nil {
+		return nil, err
+	}
+	if rc.Mutable {
+		// The reaper leaves a mutable pod running after its last app.
+		if err := writeFile(filepath.Join(s1, mutableFile), ""); err != nil {
+			return nil, err
+		}
+	}
 	return pf, nil
+}
+
+// podEnv is what every app of a pod gets from the pod: recorded at boot
+// (podEnvFile) so that apps added later get the same.
+type podEnv struct {
+	Hostname   string `json:"hostname"`
+	ResolvConf string `json:"resolvConf,omitempty"`
+	MDSURL     string `json:"mdsURL,omitempty"`
+	// Volumes are the volumes nspawn bound below /rkt/volumes at boot.
+	Volumes []string `json:"volumes,omitempty"`
+}
+
+// appSetup is what preparing one app needs from its pod.
+type appSetup struct {
+	podDir string
+	// hostRoot is the app's root as this process reaches it.
+	hostRoot string
+	vols     map[types.ACName]*types.Volume
+	rc       *pod.RuntimeConfig
+	podEnv
+	// relay sends the app's output to the run entrypoint too.
+	relay bool
+}
+
+// prepareApp writes one app's files into the stage1 root: its launcher
+// configs, mount points and /etc files in its root, output FIFOs and its
+// unit. It returns the unit and the capabilities the app may be granted.
+func prepareApp(ra *schema.RuntimeApp, s appSetup) (*appUnit, []string, error) {
+	if ra.App == nil {
+		return nil, nil, fmt.Errorf("app %s has no app section in the pod manifest", ra.Name)
+	}
+	podDir, rc, vols, hostRoot := s.podDir, s.rc, s.vols, s.hostRoot
+	hostname, resolvConf, mdsURL, relay := s.Hostname, s.ResolvConf, s.MDSURL, s.relay
+	s1 := pod.Stage1RootfsPath(podDir)
+	name := ra.Name.String()
+	var appCaps []string
+	podRoot := pod.AppRootfsInStage1(name)
+	cfg, err := appConfig(ra, hostRoot, rc, mdsURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	u := &appUnit{Name: name, Interactive: rc.Interactive, Relay: relay, StopTimeoutSec: defaultStopTimeout}
+	// Resource limits (pkg/isolators): a host cgroup the launcher
+	// joins through a bind mount on cgroup v1, service properties
+	// for the pod's systemd on v2.
+	if cfg.CgroupDirs, u.Properties, err = isolators.PodAppLimits(podDir, filepath.Join(cgroup.PodName(filepath.Base(podDir)), "stage1"), name, ra.App, s1); err != nil {
+		return nil, nil, err
+	}
+
+	// API filesystems for the app, from the pod's own.
+	for _, d := range []string{"proc", "sys", "dev"} {
+		if err := makeMountTarget(filepath.Join(hostRoot, d), true); err != nil {
+			return nil, nil, fmt.Errorf("app %s: %w", name, err)
+		}
+	}
+	u.Binds = append(u.Binds, "/proc:"+podRoot+"/proc", "/dev:"+podRoot+"/dev")
+	u.ROBinds = append(u.ROBinds, "/sys:"+podRoot+"/sys")
+
+	for _, m := range ra.Mounts {
+		name := m.Volume
+		if m.AppVolume != nil {
+			name = m.AppVolume.Name
+		}
+		v := vols[name]
+		if v == nil {
+			return nil, nil, fmt.Errorf("app %s: mount at %s has no volume %q", ra.Name, m.Path, name)
+		}
+		isDir := true
+		if st, err := os.Stat(filepath.Join(s1, volumesDir, name.String())); err == nil {
+			isDir = st.IsDir()
+		}
+		target, err := safeJoin(hostRoot, m.Path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("app %s: mount at %s: %w", ra.Name, m.Path, err)
+		}
+		if err := makeMountTarget(target, isDir); err != nil {
+			return nil, nil, fmt.Errorf("app %s: mount at %s: %w", ra.Name, m.Path, err)
+		}
+		spec := filepath.Join(volumesDir, name.String()) + ":" + filepath.Join(podRoot, filepath.Clean("/"+m.Path))
+		if v.Recursive != nil && !*v.Recursive {
+			spec += ":norbind"
+		}
+		if mountPointReadOnly(ra.App, m) || (v.ReadOnly != nil && *v.ReadOnly) {
+			u.ROBinds = append(u.ROBinds, spec)
+		} else {
+			u.Binds = append(u.Binds, spec)
+		}
+	}
+
+	if err := writeEtc(hostRoot, hostname, resolvConf, rc); err != nil {
+		return nil, nil, fmt.Errorf("app %s: %w", name, err)
+	}
+
+	if !cfg.DisableCapabilities {
+		set := cfg.Capabilities
+		if set == nil {
+			set = caps.Default()
+		}
+		appCaps = set
+	}
+	if err := appexec.WriteConfig(filepath.Join(s1, appexecDir, name+".json"), cfg); err != nil {
+		return nil, nil, err
+	}
+	for _, eh := range ra.App.EventHandlers {
+		hc := *cfg
+		hc.Exec = eh.Exec
+		file := filepath.Join(appexecDir, fmt.Sprintf("%s.%s.json", name, eh.Name))
+		if err := appexec.WriteConfig(filepath.Join(s1, file), &hc); err != nil {
+			return nil, nil, err
+		}
+		switch eh.Name {
+		case "pre-start":
+			u.PreStart = append(u.PreStart, file)
+		case "post-stop":
+			u.PostStop = append(u.PostStop, file)
+		default:
+			return nil, nil, fmt.Errorf("app %s: unknown event handler %q", name, eh.Name)
+		}
+	}
+	if u.Relay {
+		for _, s := range []string{"stdout", "stderr"} {
+			p := filepath.Join(s1, iomuxDir, name+"."+s)
+			_ = os.Remove(p)
+			if err := unix.Mkfifo(p, 0o600); err != nil {
+				return nil, nil, fmt.Errorf("app %s: output fifo: %w", name, err)
+			}
+		}
+	}
+	if err := writeFile(filepath.Join(s1, unitDir, serviceName(name)), u.unitText()); err != nil {
+		return nil, nil, err
+	}
+	return u, appCaps, nil
 }
 
 // safeJoin joins p below root, refusing ".." components that would leave

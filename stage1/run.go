@@ -131,7 +131,8 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 	if c.PrivateUsers != "" {
 		rc.PrivateUsers = c.PrivateUsers
 	}
-	if len(pm.Apps) == 0 {
+	rc.Mutable = rc.Mutable || c.Mutable
+	if len(pm.Apps) == 0 && !rc.Mutable {
 		return fail("the pod has no apps")
 	}
 	if rc.Interactive && len(pm.Apps) != 1 {
@@ -317,6 +318,10 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 	close(done)
 	relay.finish()
 
+	if rc.Mutable {
+		// A mutable pod ends when stopped, whatever its apps did.
+		return 0
+	}
 	first := pm.Apps[0].Name.String()
 	if _, err := os.Stat(filepath.Join(podDir, pod.PIDFile)); err == nil {
 		// The pod ran, but its PID 1 died before recording every app

@@ -1,6 +1,6 @@
 // Command stage1 is the default stage1's multi-call binary. The image's
 // entrypoints are symlinks to it and it dispatches on argv[0]: init (run),
-// enter, gc and stop for stage0; appexec (the app launcher), iotee (its
+// enter, gc, stop and app-{add,start,stop,rm} for stage0; appexec (the app launcher), iotee (its
 // output tee), reaper (exit statuses) and podwatch (the watchdog) for the
 // pod's systemd.
 package main
@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 
 	"github.com/rktng/rkt/stage1"
 	"golang.org/x/sys/unix"
@@ -34,6 +35,8 @@ func main() {
 		os.Exit(stage1.GC(ctx, args, os.Stderr))
 	case "stop":
 		os.Exit(stage1.Stop(args, os.Stderr))
+	case "app-add", "app-start", "app-stop", "app-rm":
+		os.Exit(stage1.AppEntrypoint(strings.TrimPrefix(name, "app-"), args, os.Stderr))
 	case "appexec":
 		os.Exit(stage1.Launch(args))
 	case "iotee":

@@ -1,0 +1,154 @@
+// Package podmount owns work done inside a running pod's mount namespace
+// from outside it: mounts built detached in the caller's namespace (the
+// new mount API: fsopen/fsconfig/fsmount, open_tree) and attached with
+// move_mount inside the pod's, unmounts there, and commands run there.
+// Nothing it does ever touches the host's mount table: the thread that
+// joins the pod's namespace never leaves it and dies with its goroutine.
+package podmount
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoNamespace: the process whose mount namespace was asked for is gone.
+var ErrNoNamespace = errors.New("pod mount namespace not found")
+
+// In runs fn on an OS thread that has joined the mount namespace (and so
+// the root and working directory) of process pid. fn must not start
+// goroutines that expect that namespace; commands it starts (os/exec)
+// inherit it, since they are forked from this thread. The thread is
+// never returned to the Go scheduler.
+func In(pid int, fn func() error) error { return in(pid, false, fn) }
+
+// Run runs cmd in the mount and PID namespaces of process pid and waits
+// for it: a client of the pod's systemd must be one of its processes.
+func Run(pid int, cmd *exec.Cmd) error {
+	return in(pid, true, cmd.Run)
+}
+
+func in(pid int, pidNS bool, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread leaves with us
+		var pidfd int = -1
+		if pidNS {
+			fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				errc <- fmt.Errorf("%w: pid %d: %v", ErrNoNamespace, pid, err)
+				return
+			}
+			defer unix.Close(fd)
+			pidfd = fd
+		}
+		fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("%w: pid %d: %v", ErrNoNamespace, pid, err)
+			return
+		}
+		defer unix.Close(fd)
+		// setns into a mount namespace needs a root and cwd of our own.
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- fmt.Errorf("unshare fs: %w", err)
+			return
+		}
+		if err := unix.Setns(fd, unix.CLONE_NEWNS); err != nil {
+			errc <- fmt.Errorf("join mount namespace of pid %d: %w", pid, err)
+			return
+		}
+		// Only children forked from this thread land in the PID namespace.
+		if pidfd >= 0 {
+			if err := unix.Setns(pidfd, unix.CLONE_NEWPID); err != nil {
+				errc <- fmt.Errorf("join PID namespace of pid %d: %w", pid, err)
+				return
+			}
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// Overlay builds an overlay of lower, upper and work (paths in the
+// caller's namespace) as a detached mount and returns its file
+// descriptor: it is in no mount table until Attach moves it somewhere.
+func Overlay(lower, upper, work string) (int, error) {
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen overlay: %w (is overlayfs available? try --no-overlay)", err)
+	}
+	defer unix.Close(fsfd)
+	for _, kv := range [][2]string{{"lowerdir", lower}, {"upperdir", upper}, {"workdir", work}} {
+		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
+			return -1, fmt.Errorf("overlay %s=%s: %w", kv[0], kv[1], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, fmt.Errorf("create overlay of %s: %w", lower, err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("fsmount overlay of %s: %w", lower, err)
+	}
+	return mfd, nil
+}
+
+// Clone returns a detached copy of the mount tree at path (in the
+// caller's namespace), to be attached elsewhere with Attach.
+func Clone(path string) (int, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return -1, fmt.Errorf("clone mount %s: %w", path, err)
+	}
+	return fd, nil
+}
+
+// Attach moves the detached mount mfd onto target inside the mount
+// namespace of pid, making target (a directory) first. mfd is closed.
+func Attach(pid, mfd int, target string) error {
+	defer unix.Close(mfd)
+	return In(pid, func() error {
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return fmt.Errorf("mount point %s in the pod: %w", target, err)
+		}
+		if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return fmt.Errorf("attach mount at %s in the pod: %w", target, err)
+		}
+		return nil
+	})
+}
+
+// Unmount detaches whatever is mounted at target inside the mount
+// namespace of pid; a target with nothing mounted is not an error.
+func Unmount(pid int, target string) error {
+	return In(pid, func() error {
+		err := unix.Unmount(target, unix.MNT_DETACH)
+		if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmount %s in the pod: %w", target, err)
+		}
+		return nil
+	})
+}
+
+// Mounted says whether target is a mount point inside the mount
+// namespace of pid.
+func Mounted(pid int, target string) (bool, error) {
+	var mounted bool
+	err := In(pid, func() error {
+		var st, parent unix.Stat_t
+		if err := unix.Lstat(target, &st); err != nil {
+			return err
+		}
+		if err := unix.Lstat(target+"/..", &parent); err != nil {
+			return err
+		}
+		mounted = st.Dev != parent.Dev
+		return nil
+	})
+	return mounted, err
+}

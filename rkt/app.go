@@ -1,0 +1,32 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+// appCommands collects the `rkt app` subcommands (mutable pods), each
+// registered from its own file's init.
+var appCommands []func() *cobra.Command
+
+func registerApp(newCmd func() *cobra.Command) { appCommands = append(appCommands, newCmd) }
+
+func init() {
+	register(func() *cobra.Command {
+		cmd := &cobra.Command{
+			Use:   "app",
+			Short: "Operate on the apps of a mutable pod (rkt app sandbox)",
+			Args:  cobra.NoArgs,
+			RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		}
+		for _, add := range appCommands {
+			cmd.AddCommand(add())
+		}
+		return cmd
+	})
+}
+
+// appNameFlag registers --app, required by the commands acting on one app.
+func appNameFlag(cmd *cobra.Command, name *string) {
+	cmd.Flags().StringVar(name, "app", "", "name of the app in the pod")
+	_ = cmd.MarkFlagRequired("app")
+}

@@ -514,7 +514,31 @@ func (x *extractor) entry(src dataSource, hdr *tar.Header, name, rel string, lay
 	default:
 		return fmt.Errorf("%w: tar entry %q: unsupported type %q", ErrInvalidImage, name, hdr.Typeflag)
 	}
+	if err := setXattrsAt(pfd, base, hdr); err != nil {
+		return fmt.Errorf("tar entry %q: %w", name, err)
+	}
 	return setTimes(pfd, base, hdr, name)
+}
+
+// setXattrsAt sets the xattrs of a symlink, device or fifo, none of which
+// can be opened for fsetxattr without following or blocking. The path goes
+// through the parent's descriptor in /proc, so no symlink is followed on
+// the way and the final one (base) is not followed either (lsetxattr).
+func setXattrsAt(pfd int, base string, hdr *tar.Header) error {
+	var p string
+	for k, v := range hdr.PAXRecords {
+		attr, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+		if !ok {
+			continue
+		}
+		if p == "" {
+			p = fmt.Sprintf("/proc/self/fd/%d/%s", pfd, base)
+		}
+		if err := unix.Lsetxattr(p, attr, []byte(v), 0); err != nil {
+			return fmt.Errorf("set xattr %s: %w", attr, err)
+		}
+	}
+	return nil
 }
 
 func setTimes(pfd int, base string, hdr *tar.Header, name string) error {

@@ -68,14 +68,12 @@ func treeHash(dir string, sums map[string][]byte) (string, int64, error) {
 			}
 			fmt.Fprintf(h, " %x", sum)
 		}
-		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-			xa, err := xattrs(p)
-			if err != nil {
-				return err
-			}
-			for _, kv := range xa {
-				fmt.Fprintf(h, " x:%q=%x", kv[0], kv[1])
-			}
+		xa, err := xattrs(p)
+		if err != nil {
+			return err
+		}
+		for _, kv := range xa {
+			fmt.Fprintf(h, " x:%q=%x", kv[0], kv[1])
 		}
 		h.Write([]byte{'\n'})
 		return nil

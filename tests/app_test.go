@@ -1,0 +1,326 @@
+package tests
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Mutable pods (rkt app ...) under the default stage1.
+
+// startSandbox starts `rkt app sandbox` in the background and waits until
+// the pod is ready; at cleanup a pod still running is killed.
+func (e *env) startSandbox(args ...string) (*exec.Cmd, string) {
+	e.t.Helper()
+	uuidFile := filepath.Join(e.root, "uuid-"+time.Now().Format("150405.000000000"))
+	full := append([]string{"app", "sandbox", "--stage1-path=" + testImage("stage1.aci"), "--uuid-file-save=" + uuidFile}, args...)
+	cmd := e.Cmd(full...)
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = e.RunCmd(e.Cmd("stop", "--force", strings.TrimSpace(readFileOr(uuidFile))))
+			done := make(chan struct{})
+			go func() { _, _ = cmd.Process.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				_ = cmd.Process.Kill()
+			}
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if b, err := os.ReadFile(uuidFile); err == nil && len(b) > 0 {
+			uuid := strings.TrimSpace(string(b))
+			e.MustRun("status", "--wait-ready=30s", uuid)
+			return cmd, uuid
+		}
+		if cmd.ProcessState != nil || time.Now().After(deadline) {
+			e.t.Fatalf("sandbox did not start: %v\n%s", cmd.Args, out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func readFileOr(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// appStatus is `rkt app status --format=json`.
+type appStatus struct {
+	Name       string `json:"name"`
+	State      string `json:"state"`
+	ImageID    string `json:"image_id"`
+	CreatedAt  *int64 `json:"created_at"`
+	StartedAt  *int64 `json:"started_at"`
+	FinishedAt *int64 `json:"finished_at"`
+	ExitCode   *int   `json:"exit_code"`
+}
+
+func (e *env) appStatus(uuid, app string) appStatus {
+	e.t.Helper()
+	var s appStatus
+	out := e.MustRun("app", "status", uuid, "--app="+app, "--format=json")
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		e.t.Fatalf("app status: %v: %q", err, out)
+	}
+	return s
+}
+
+// waitAppState polls until app is in state (apps start and exit
+// asynchronously to the commands that ask for it).
+func (e *env) waitAppState(uuid, app, state string) appStatus {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s := e.appStatus(uuid, app)
+		if s.State == state {
+			return s
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("app %s stays %s, want %s", app, s.State, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// podMounts lists the mount points in the mount namespace of pid.
+func podMounts(t *testing.T, pid string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + pid + "/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// hostMountPoints is the set of mount points of the test's own (the
+// host's) mount namespace.
+func hostMountPoints() map[string]bool {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	m := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 {
+			m[f[4]] = true
+		}
+	}
+	return m
+}
+
+// oneLine checks a refusal: exit 254 and a single "rkt: ..." line
+// mentioning want.
+func oneLine(t *testing.T, r result, want string) {
+	t.Helper()
+	msg := strings.TrimRight(r.Stderr, "\n")
+	if r.Code != 254 || strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "rkt: ") || !strings.Contains(msg, want) {
+		t.Errorf("want exit 254 and one line about %q, got %s", want, r)
+	}
+}
+
+func TestAppLifecycle(t *testing.T) {
+	e := stage1Env(t)
+	before := hostMountPoints()
+	sandbox, uuid := e.startSandbox("--net=host")
+	if out := e.MustRun("app", "list", uuid, "--no-legend"); strings.TrimSpace(out) != "" {
+		t.Fatalf("a new sandbox has apps: %q", out)
+	}
+	port := strconv.Itoa(freePort(t))
+	e.MustRun("app", "add", uuid, inspectName, "--name=web", "--environment=GREETING=hi", "--", "-serve-http=127.0.0.1:"+port, "-print-env=GREETING")
+	if s := e.appStatus(uuid, "web"); s.State != "created" || s.StartedAt != nil || s.CreatedAt == nil {
+		t.Fatalf("added app: %+v, want created and not started", s)
+	}
+	e.MustRun("app", "start", uuid, "--app=web")
+	if got := netHTTPGet(t, "http://127.0.0.1:"+port+"/"); !strings.Contains(got, "rkt-"+uuid) {
+		t.Errorf("the app answered %q, want the pod's hostname", got)
+	}
+	running := e.waitAppState(uuid, "web", "running")
+	if running.StartedAt == nil || running.ExitCode != nil {
+		t.Errorf("running app: %+v", running)
+	}
+	if table := e.MustRun("app", "list", uuid); !strings.Contains(table, "NAME") || !strings.Contains(table, "web\trunning") {
+		t.Errorf("app list:\n%s", table)
+	}
+	// The app's root is mounted in the pod only, never on the host.
+	pid := strings.TrimSpace(readFileOr(filepath.Join(e.Dir, "pods", "run", uuid, "pid")))
+	if !strings.Contains(podMounts(t, pid), "/opt/stage2/web/rootfs") {
+		t.Errorf("the app's root is not mounted in the pod")
+	}
+	for m := range hostMountPoints() {
+		if !before[m] && (strings.Contains(m, uuid) || strings.Contains(m, "stage2")) {
+			t.Errorf("pod mount on the host: %s", m)
+		}
+	}
+
+	e.MustRun("app", "stop", uuid, "--app=web")
+	st := e.appStatus(uuid, "web")
+	if st.State != "exited" || st.ExitCode == nil || *st.ExitCode != 143 || st.FinishedAt == nil {
+		t.Errorf("stopped app: %+v, want exited with 143 (SIGTERM)", st)
+	}
+	if kv := parseInspect(e.MustRun("app", "status", uuid, "--app=web")); kv["state"] != "exited" || kv["exit_code"] != "143" {
+		t.Errorf("app status: %v", kv)
+	}
+	// Its output is in the pod's journal.
+	if logs := e.MustRun("logs", "--app=web", uuid); !strings.Contains(logs, "GREETING=hi") {
+		t.Errorf("rkt logs --app=web: %q", logs)
+	}
+	// Restarted, it runs again; rm stops it first.
+	e.MustRun("app", "start", uuid, "--app=web")
+	if s := e.waitAppState(uuid, "web", "running"); s.ExitCode != nil {
+		t.Errorf("restarted app keeps its old exit code: %+v", s)
+	}
+	netHTTPGet(t, "http://127.0.0.1:"+port+"/")
+	e.MustRun("app", "rm", uuid, "--app=web")
+	if out := e.MustRun("app", "list", uuid, "--no-legend"); strings.TrimSpace(out) != "" {
+		t.Errorf("app list after rm: %q", out)
+	}
+	if out := strings.TrimSpace(e.MustRun("app", "list", uuid, "--format=json")); out != "[]" {
+		t.Errorf("app list --format=json after rm: %q", out)
+	}
+	if strings.Contains(podMounts(t, pid), "/opt/stage2/web/rootfs") {
+		t.Errorf("the removed app's root is still mounted in the pod")
+	}
+	if _, err := os.Stat(filepath.Join(e.Dir, "pods", "run", uuid, "appsinfo", "web")); err == nil {
+		t.Errorf("appsinfo/web left after rm")
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+		c.Close()
+		t.Errorf("the removed app still serves")
+	}
+	// A name freed by rm can be used again.
+	e.MustRun("app", "add", uuid, inspectName, "--name=web", "--", "-exit=0")
+
+	// The pod stays up without running apps until stopped.
+	if st := parseInspect(e.MustRun("status", uuid)); st["state"] != "running" {
+		t.Fatalf("sandbox: %v", st)
+	}
+	e.MustRun("stop", uuid)
+	if code := exitCode(t, sandbox); code != 0 {
+		t.Errorf("sandbox exited %d, want 0", code)
+	}
+	e.MustRun("gc", "--grace-period=0s")
+	if m := mountsUnder(e.root); len(m) > 0 {
+		t.Errorf("mounts left after gc: %v", m)
+	}
+	after := hostMountPoints()
+	for m := range after {
+		if !before[m] && (strings.Contains(m, e.root) || strings.Contains(m, uuid)) {
+			t.Errorf("new host mount after the pod: %s", m)
+		}
+	}
+}
+
+func TestAppTwoIndependent(t *testing.T) {
+	e := stage1Env(t)
+	_, uuid := e.startSandbox("--net=host")
+	pa, pb := strconv.Itoa(freePort(t)), strconv.Itoa(freePort(t))
+	e.MustRun("app", "add", uuid, inspectName, "--name=a", "--", "-serve-http=127.0.0.1:"+pa)
+	e.MustRun("app", "add", uuid, inspectName, "--name=b", "--", "-serve-http=127.0.0.1:"+pb)
+	e.MustRun("app", "start", uuid, "--app=a")
+	netHTTPGet(t, "http://127.0.0.1:"+pa+"/")
+	if s := e.appStatus(uuid, "b"); s.State != "created" {
+		t.Errorf("b started with a: %+v", s)
+	}
+	e.MustRun("app", "start", uuid, "--app=b")
+	netHTTPGet(t, "http://127.0.0.1:"+pb+"/")
+	e.MustRun("app", "stop", uuid, "--app=a")
+	if s := e.appStatus(uuid, "a"); s.State != "exited" {
+		t.Errorf("a after its stop: %+v", s)
+	}
+	if s := e.appStatus(uuid, "b"); s.State != "running" {
+		t.Errorf("b after a's stop: %+v", s)
+	}
+	netHTTPGet(t, "http://127.0.0.1:"+pb+"/")
+	e.MustRun("app", "stop", uuid, "--app=b")
+	if s := e.appStatus(uuid, "b"); s.State != "exited" || s.ExitCode == nil || *s.ExitCode != 143 {
+		t.Errorf("b after its stop: %+v", s)
+	}
+	var list []appStatus
+	if err := json.Unmarshal([]byte(e.MustRun("app", "list", uuid, "--format=json")), &list); err != nil || len(list) != 2 || list[0].Name != "a" || list[1].Name != "b" {
+		t.Errorf("app list --format=json: %+v (%v)", list, err)
+	}
+	// Every app exited; the pod runs on.
+	if st := parseInspect(e.MustRun("status", uuid)); st["state"] != "running" {
+		t.Errorf("sandbox after its apps exited: %v", st)
+	}
+	e.MustRun("stop", uuid)
+}
+
+func TestAppExitCodeOfItsOwn(t *testing.T) {
+	e := stage1Env(t)
+	_, uuid := e.startSandbox("--net=none")
+	e.MustRun("app", "add", uuid, inspectName, "--name=three", "--", "-print-msg=bye", "-exit=3")
+	e.MustRun("app", "start", uuid, "--app=three")
+	s := e.waitAppState(uuid, "three", "exited")
+	if s.ExitCode == nil || *s.ExitCode != 3 || s.StartedAt == nil || s.FinishedAt == nil || *s.FinishedAt < *s.StartedAt {
+		t.Errorf("app that exited 3: %+v", s)
+	}
+	if st := parseInspect(e.MustRun("status", uuid)); st["state"] != "running" {
+		t.Errorf("the pod ended with its only app: %v", st)
+	}
+	if logs := e.MustRun("logs", "--app=three", uuid); !strings.Contains(logs, "bye") {
+		t.Errorf("logs: %q", logs)
+	}
+	e.MustRun("stop", uuid)
+}
+
+func TestAppRefusals(t *testing.T) {
+	e := stage1Env(t)
+	_, uuid := e.startSandbox("--net=none")
+	podDir := filepath.Join(e.Dir, "pods", "run", uuid)
+	pid := strings.TrimSpace(readFileOr(filepath.Join(podDir, "pid")))
+	e.MustRun("app", "add", uuid, inspectName, "--name=one", "--", "-sleep=60s")
+	manifest := readFileOr(filepath.Join(podDir, "pod"))
+	mounts := strings.Count(podMounts(t, pid), "\n")
+
+	oneLine(t, e.Run("app", "add", uuid, inspectName, "--name=one"), `already has an app named "one"`)
+	oneLine(t, e.Run("app", "add", uuid, filepath.Join(e.root, "nothing.aci"), "--name=two"), "nothing.aci")
+	oneLine(t, e.Run("app", "add", uuid, inspectName, "--name=two", "--exec=/not/there"), "/not/there")
+	oneLine(t, e.Run("app", "add", uuid, inspectName, "--name=two", "--user=nosuchuser"), "nosuchuser")
+	oneLine(t, e.Run("app", "add", uuid, inspectName, "--name=two", "--mount=volume=nope,target=/x"), "nope")
+	oneLine(t, e.Run("app", "add", "00000000-0000-0000-0000-000000000000", inspectName), "00000000")
+	for _, op := range []string{"start", "stop", "rm", "status"} {
+		oneLine(t, e.Run("app", op, uuid, "--app=ghost"), `no app "ghost"`)
+	}
+	// Nothing half-done: the manifest, appsinfo and the pod's mounts are
+	// as before.
+	if got := readFileOr(filepath.Join(podDir, "pod")); got != manifest {
+		t.Errorf("pod manifest changed by refused adds:\n%s\nwas\n%s", got, manifest)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(podDir, "appsinfo")); len(ents) != 1 {
+		t.Errorf("appsinfo after refused adds: %v", ents)
+	}
+	if n := strings.Count(podMounts(t, pid), "\n"); n != mounts {
+		t.Errorf("pod mounts: %d, was %d", n, mounts)
+	}
+	e.MustRun("stop", uuid)
+
+	// A pod that is not mutable, and a pod that is not running.
+	cmd, plain := e.startNspawn(inspectName, "--", "-sleep=60s")
+	oneLine(t, e.Run("app", "add", plain, inspectName, "--name=two"), "not mutable")
+	oneLine(t, e.Run("app", "stop", plain, "--app=inspect"), "not mutable")
+	e.MustRun("stop", plain)
+	exitCode(t, cmd)
+	e.MustRun("status", "--wait=30s", uuid)
+	oneLine(t, e.Run("app", "add", uuid, inspectName, "--name=two"), "not running")
+}

@@ -324,3 +324,30 @@ func TestAppRefusals(t *testing.T) {
 	e.MustRun("status", "--wait=30s", uuid)
 	oneLine(t, e.Run("app", "add", uuid, inspectName, "--name=two"), "not running")
 }
+
+// An added app gets its isolators as an app of `rkt run` would: its
+// capability set and its memory limit, and rm leaves no mount of its
+// cgroups in the pod.
+func TestAppIsolators(t *testing.T) {
+	e := stage1Env(t)
+	_, uuid := e.startSandbox("--net=none")
+	e.MustRun("app", "add", uuid, inspectName, "--name=iso", "--memory=96Mi", "--caps-retain=CAP_KILL,CAP_CHOWN",
+		"--", "-print-cgroup-memory", "-print-caps", "-sleep=60s")
+	e.MustRun("app", "start", uuid, "--app=iso")
+	e.waitAppState(uuid, "iso", "running")
+	var m map[string]string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if m = parseInspect(e.MustRun("logs", "--app=iso", uuid)); m["memory.limit"] != "" {
+			break
+		}
+	}
+	if m["memory.limit"] != "100663296" || m["cap.bnd.names"] != "CAP_CHOWN,CAP_KILL" {
+		t.Errorf("added app's limits: memory %q, capabilities %q", m["memory.limit"], m["cap.bnd.names"])
+	}
+	pid := strings.TrimSpace(readFileOr(filepath.Join(e.Dir, "pods", "run", uuid, "pid")))
+	e.MustRun("app", "rm", uuid, "--app=iso")
+	if mi := podMounts(t, pid); strings.Contains(mi, "/rkt/cgroup/iso") || strings.Contains(mi, "/opt/stage2/iso") {
+		t.Errorf("mounts of the removed app left in the pod:\n%s", mi)
+	}
+	e.MustRun("stop", uuid)
+}

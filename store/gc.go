@@ -16,7 +16,8 @@ const DefaultLeftoverAge = time.Hour
 
 // CleanLeftovers removes what crashed or killed operations left: temp
 // files in cas/tmp, half-rendered and half-removed trees, trees that never
-// got their rendered marker, and blobs without an index row.
+// got their rendered marker, lock files nobody holds, and blobs without an
+// index row.
 func (s *Store) CleanLeftovers(minAge time.Duration) error {
 	cutoff := time.Now().Add(-minAge)
 	old := func(p string) bool {
@@ -43,6 +44,7 @@ func (s *Store) CleanLeftovers(minAge time.Duration) error {
 			}
 		}
 	}
+	s.cleanLockFiles()
 	// Blobs appear and vanish only under the index's write lock, so
 	// holding it makes "no row" mean orphaned, not "being imported".
 	return s.update(func(tx *bolt.Tx) error {

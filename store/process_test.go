@@ -65,8 +65,9 @@ func TestConcurrentProcesses(t *testing.T) {
 	blobs, _ := filepath.Glob(filepath.Join(s.blobDir(), "sha512", "*", "*"))
 	trees, _ := os.ReadDir(s.treeDir())
 	tmps, _ := os.ReadDir(s.tmpDir())
-	if len(imgs) != 1 || len(blobs) != 1 || len(trees) != 1 || len(tmps) != 0 {
-		t.Errorf("images %d blobs %d trees %d temp files %d, want 1 1 1 0", len(imgs), len(blobs), len(trees), len(tmps))
+	locks, _ := os.ReadDir(s.locksDir())
+	if len(imgs) != 1 || len(blobs) != 1 || len(trees) != 1 || len(tmps) != 0 || len(locks) != 0 {
+		t.Errorf("images %d blobs %d trees %d temp files %d lock files %d, want 1 1 1 0 0", len(imgs), len(blobs), len(trees), len(tmps), len(locks))
 	}
 	if err := s.VerifyTree(strings.TrimSpace(outs[0].String())); err != nil {
 		t.Error(err)

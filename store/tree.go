@@ -253,14 +253,11 @@ func (s *Store) render(ctx context.Context, id string) (Tree, error) {
 		_ = s.touchAll(t.Images)
 		return t, nil
 	}
-	l, err := lock.Open(filepath.Join(s.locksDir(), t.ID+".lck"))
+	l, err := s.lockTree(ctx, t.ID)
 	if err != nil {
 		return Tree{}, err
 	}
-	defer l.Close()
-	if err := lockCtx(ctx, l); err != nil {
-		return Tree{}, err
-	}
+	defer s.unlockTree(l)
 	if rendered(t.Path) {
 		_ = s.touchAll(t.Images)
 		return t, nil
@@ -307,6 +304,87 @@ func lockCtx(ctx context.Context, l *lock.FileLock) error {
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+func (s *Store) treeLockPath(treeID string) string {
+	return filepath.Join(s.locksDir(), treeID+".lck")
+}
+
+// lockTree takes the exclusive lock of tree treeID. Its lock file lives
+// only while someone holds or waits for it: the holder removes it when
+// done (unlockTree), so the locks directory does not fill with one file
+// per tree ever rendered. A waiter that then gets the lock of a removed
+// file holds nothing; it sees that the path no longer names the file it
+// locked, and starts over on the file now there.
+func (s *Store) lockTree(ctx context.Context, treeID string) (*lock.FileLock, error) {
+	p := s.treeLockPath(treeID)
+	for {
+		fd, err := unix.Open(p, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", p, err)
+		}
+		l := lock.FromFd(p, fd)
+		if err := lockCtx(ctx, l); err != nil {
+			l.Close()
+			return nil, err
+		}
+		if ok, err := stillLinked(l); err != nil || ok {
+			if err != nil {
+				l.Close()
+				return nil, err
+			}
+			return l, nil
+		}
+		l.Close()
+	}
+}
+
+// stillLinked tells whether the file l locked is still the one at its path.
+func stillLinked(l *lock.FileLock) (bool, error) {
+	var held, now unix.Stat_t
+	if err := unix.Fstat(l.Fd(), &held); err != nil {
+		return false, fmt.Errorf("lock %s: %w", l.Path(), err)
+	}
+	if err := unix.Stat(l.Path(), &now); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, fmt.Errorf("lock %s: %w", l.Path(), err)
+	}
+	return held.Dev == now.Dev && held.Ino == now.Ino, nil
+}
+
+// unlockTree removes the lock file while still holding it, then lets go.
+func (s *Store) unlockTree(l *lock.FileLock) {
+	os.Remove(l.Path())
+	l.Close()
+}
+
+// cleanLockFiles removes lock files nobody holds: those a killed process
+// left, and those of stores written before lock files were removed after
+// use. A file someone holds is skipped; one taken meanwhile is left to its
+// holder by the same check lockTree makes.
+func (s *Store) cleanLockFiles() {
+	ents, err := os.ReadDir(s.locksDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".lck") {
+			continue
+		}
+		fd, err := unix.Open(filepath.Join(s.locksDir(), e.Name()), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		l := lock.FromFd(filepath.Join(s.locksDir(), e.Name()), fd)
+		if l.TryExclusive() == nil {
+			if ok, _ := stillLinked(l); ok {
+				os.Remove(l.Path())
+			}
+		}
+		l.Close()
 	}
 }
 
@@ -594,14 +672,11 @@ func (s *Store) RemoveTree(treeID string) error {
 	if !validTreeID(treeID) {
 		return fmt.Errorf("remove tree %q: %w", treeID, ErrNotFound)
 	}
-	l, err := lock.Open(filepath.Join(s.locksDir(), treeID+".lck"))
+	l, err := s.lockTree(context.Background(), treeID)
 	if err != nil {
 		return err
 	}
-	defer l.Close()
-	if err := l.Exclusive(); err != nil {
-		return err
-	}
+	defer s.unlockTree(l)
 	dir := s.treePath(treeID)
 	if _, err := os.Lstat(dir); os.IsNotExist(err) {
 		return fmt.Errorf("remove tree %s: %w", treeID, ErrNotFound)

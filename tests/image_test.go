@@ -195,6 +195,10 @@ func TestImageVerifyRmGC(t *testing.T) {
 	if len(trees) != 2 {
 		t.Fatalf("trees after prepare: %v", trees)
 	}
+	// A tree's lock file lives only while the tree is rendered or removed.
+	if locks := e.imLockFiles(t); len(locks) != 0 {
+		t.Errorf("lock files after prepare: %v", locks)
+	}
 	// As in rkt, an image's size counts the trees rendered from it.
 	var list []struct {
 		ID   string `json:"id"`
@@ -256,6 +260,23 @@ func TestImageVerifyRmGC(t *testing.T) {
 		t.Errorf("images left after gc with no grace period:\n%s", out)
 	}
 	stOneLine(t, e.MustFail("image", "rm", "sha512-00"), "no image")
+	if locks := e.imLockFiles(t); len(locks) != 0 {
+		t.Errorf("lock files after image rm and gc: %v", locks)
+	}
+}
+
+// imLockFiles lists what is in the store's lock directory.
+func (e *env) imLockFiles(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(e.Dir, "cas", "locks"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range ents {
+		names = append(names, d.Name())
+	}
+	return names
 }
 
 func TestImageGCGracePeriod(t *testing.T) {

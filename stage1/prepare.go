@@ -228,6 +228,12 @@ func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, ho
 		pf.units = append(pf.units, u)
 	}
 	pf.apps = names
+	if rc.Mutable {
+		// Apps added later ask for capabilities nobody knows yet: the
+		// pod's bounding set holds them all, and each app's launcher
+		// narrows it to the app's own set, as for every app.
+		pf.caps = append(pf.caps, "all")
+	}
 
 	for n, text := range staticUnits {
 		if err := writeFile(filepath.Join(s1, "usr/lib/systemd/system", n), text); err != nil {

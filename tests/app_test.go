@@ -344,6 +344,22 @@ func TestAppIsolators(t *testing.T) {
 	if m["memory.limit"] != "100663296" || m["cap.bnd.names"] != "CAP_CHOWN,CAP_KILL" {
 		t.Errorf("added app's limits: memory %q, capabilities %q", m["memory.limit"], m["cap.bnd.names"])
 	}
+	// Capabilities beyond nspawn's default set, asked for by an app
+	// added later, and the default set for an app that asks for none.
+	e.MustRun("app", "add", uuid, inspectName, "--name=net", "--caps-retain=CAP_NET_ADMIN,CAP_SYS_TIME", "--", "-print-caps")
+	e.MustRun("app", "add", uuid, inspectName, "--name=plain", "--", "-print-caps")
+	for _, a := range []string{"net", "plain"} {
+		e.MustRun("app", "start", uuid, "--app="+a)
+		if s := e.waitAppState(uuid, a, "exited"); s.ExitCode == nil || *s.ExitCode != 0 {
+			t.Errorf("app %s: %+v", a, s)
+		}
+	}
+	if m := parseInspect(e.MustRun("logs", "--app=net", uuid)); m["cap.bnd.names"] != "CAP_NET_ADMIN,CAP_SYS_TIME" {
+		t.Errorf("app asking for CAP_NET_ADMIN,CAP_SYS_TIME got %q", m["cap.bnd.names"])
+	}
+	if m := parseInspect(e.MustRun("logs", "--app=plain", uuid)); m["cap.bnd.names"] == "" || strings.Contains(m["cap.bnd.names"], "CAP_SYS_ADMIN") || strings.Contains(m["cap.bnd.names"], "CAP_NET_ADMIN") {
+		t.Errorf("app without isolators got %q, want the default set", m["cap.bnd.names"])
+	}
 	pid := strings.TrimSpace(readFileOr(filepath.Join(e.Dir, "pods", "run", uuid, "pid")))
 	e.MustRun("app", "rm", uuid, "--app=iso")
 	if mi := podMounts(t, pid); strings.Contains(mi, "/rkt/cgroup/iso") || strings.Contains(mi, "/opt/stage2/iso") {

@@ -160,6 +160,7 @@ func preparePod(ctx context.Context, o *podOptions, apps []*appConfig, target po
 	if err != nil {
 		return nil, nil, err
 	}
+	st.TrustOnDisk = globals.Insecure.Has(insecureOnDisk)
 	policy, err := fetch.ParsePullPolicy(o.PullPolicy)
 	if err != nil {
 		return nil, nil, err

@@ -480,3 +480,68 @@ func TestRenderKeepsXattrsOnSymlinksAndSpecialFiles(t *testing.T) {
 		t.Fatalf("verify after changing a symlink's xattr: %v", err)
 	}
 }
+
+// A tree changed after it was rendered is refused on its next use, unless
+// the store trusts what is on disk (--insecure-options=ondisk); a change
+// that leaves the content as rendered (a ctime moved) passes the full
+// check and is fingerprinted anew.
+func TestRenderChecksTreeBeforeUse(t *testing.T) {
+	needRoot(t)
+	s := newStore(t)
+	info := mustImport(t, s, makeTar(t, manifestJSON("example.com/check", nil, nil, nil), file("rootfs/a", "as rendered"), file("rootfs/b", "b")))
+	ctx := context.Background()
+	tree, err := s.Render(ctx, info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statPath := filepath.Join(tree.Path, statFile)
+	recorded, err := os.ReadFile(statPath)
+	if err != nil {
+		t.Fatalf("no stat fingerprint after render: %v", err)
+	}
+	if _, err := s.Render(ctx, info.ID); err != nil {
+		t.Fatalf("second render of an untouched tree: %v", err)
+	}
+
+	// Same mode again: ctime moves, content does not.
+	if err := os.Chmod(filepath.Join(tree.Rootfs(), "b"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Render(ctx, info.ID); err != nil {
+		t.Fatalf("render after a change that keeps the content: %v", err)
+	}
+	if now, _ := os.ReadFile(statPath); bytes.Equal(now, recorded) {
+		t.Error("stat fingerprint not refreshed after a full check passed")
+	}
+
+	// Trees rendered before fingerprints existed get one on first use.
+	os.Remove(statPath)
+	if _, err := s.Render(ctx, info.ID); err != nil {
+		t.Fatalf("render of a tree without fingerprint: %v", err)
+	}
+	if _, err := os.Stat(statPath); err != nil {
+		t.Errorf("no fingerprint recorded: %v", err)
+	}
+
+	// Same size, same mtime: only the ctime tells.
+	a := filepath.Join(tree.Rootfs(), "a")
+	fi, _ := os.Stat(a)
+	if err := os.WriteFile(a, []byte("AS RENDERED"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(a, fi.ModTime(), fi.ModTime())
+	if _, err := s.Render(ctx, info.ID); !errors.Is(err, ErrTreeCorrupt) || !strings.Contains(err.Error(), "ondisk") {
+		t.Fatalf("render of a tampered tree: %v", err)
+	}
+	if ents, _ := os.ReadDir(s.locksDir()); len(ents) != 0 {
+		t.Errorf("%d lock files left after a failed check", len(ents))
+	}
+	s.TrustOnDisk = true
+	got, err := s.Render(ctx, info.ID)
+	if err != nil {
+		t.Fatalf("render trusting the disk: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(got.Rootfs(), "a")); string(b) != "AS RENDERED" {
+		t.Errorf("trusted tree has %q", b)
+	}
+}

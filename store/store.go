@@ -41,6 +41,10 @@ type Store struct {
 	dir string // DIR/cas
 	// LockTimeout bounds the wait for the index's file lock.
 	LockTimeout time.Duration
+	// TrustOnDisk makes Render use an already rendered tree without
+	// checking that it is still what was rendered
+	// (--insecure-options=ondisk).
+	TrustOnDisk bool
 }
 
 // Open makes (if needed) and opens the store under dataDir.

@@ -53,6 +53,7 @@ const (
 	treeIDPrefix   = "deps-"
 	renderedMarker = "rendered"
 	hashFile       = "hash"
+	statFile       = "stat"
 )
 
 // registry is the store as acirenderer sees it, bound to one read
@@ -250,6 +251,11 @@ func (s *Store) render(ctx context.Context, id string) (Tree, error) {
 	}
 	t.Path = s.treePath(t.ID)
 	if rendered(t.Path) {
+		if !s.TrustOnDisk {
+			if err := s.checkTree(ctx, t.ID); err != nil {
+				return Tree{}, err
+			}
+		}
 		_ = s.touchAll(t.Images)
 		return t, nil
 	}
@@ -461,6 +467,13 @@ func (s *Store) renderTree(ctx context.Context, imgs acirenderer.Images, t *Tree
 	if err := writeFileSync(filepath.Join(tmp, hashFile), []byte(sum+"\n")); err != nil {
 		return err
 	}
+	fp, err := statFingerprint(tmp)
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(tmp, statFile), []byte(fp+"\n")); err != nil {
+		return err
+	}
 	// One syncfs makes every file of the tree durable before it becomes
 	// visible under its ID and is marked rendered.
 	if err := syncFS(tmp); err != nil {
@@ -664,6 +677,38 @@ func (s *Store) VerifyTree(treeID string) error {
 	if strings.TrimSpace(string(want)) != got {
 		return fmt.Errorf("verify tree %s: %w: content hash is %s, rendered as %s", treeID, ErrTreeCorrupt, ShortID(got), ShortID(strings.TrimSpace(string(want))))
 	}
+	return nil
+}
+
+// checkTree makes sure a rendered tree is still what was rendered before
+// a pod uses it. The cheap part always runs: the tree's stat fingerprint
+// (every entry's inode, owner, mode, size, mtime and ctime) against the
+// one recorded at render. Any change made through the file system moves
+// a ctime, which no one can set back, so an unchanged fingerprint means
+// unchanged content without reading it. Only when the fingerprint moved
+// (or a tree rendered before fingerprints has none) is the content hashed
+// again, under the tree's lock; if it still matches, the new fingerprint
+// is recorded and the tree is used.
+func (s *Store) checkTree(ctx context.Context, treeID string) error {
+	dir := s.treePath(treeID)
+	want, _ := os.ReadFile(filepath.Join(dir, statFile))
+	if got, err := statFingerprint(dir); err == nil && len(want) > 0 && strings.TrimSpace(string(want)) == got {
+		return nil
+	}
+	l, err := s.lockTree(ctx, treeID)
+	if err != nil {
+		return err
+	}
+	defer s.unlockTree(l)
+	if err := s.VerifyTree(treeID); err != nil {
+		return fmt.Errorf("%w; `rkt image gc` removes the tree once no pod uses it, --insecure-options=ondisk uses it as it is", err)
+	}
+	fp, err := statFingerprint(dir)
+	if err != nil {
+		return fmt.Errorf("check tree %s: %w", treeID, err)
+	}
+	// Losing this write only costs the next start another full check.
+	_ = writeFileSync(filepath.Join(dir, statFile), []byte(fp+"\n"))
 	return nil
 }
 

@@ -135,3 +135,36 @@ func xattrs(p string) ([][2]string, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
 	return out, nil
 }
+
+// statFingerprint digests the metadata of a rendered tree's manifest and
+// every entry under its rootfs, reading no content: what checkTree
+// compares on each use of the tree. ctime is in it because any change to
+// a file (content, mode, owner, xattrs, links) sets it to the present,
+// and nothing can set it back.
+func statFingerprint(dir string) (string, error) {
+	h := sha512.New()
+	line := func(rel string, st *unix.Stat_t) {
+		fmt.Fprintf(h, "%q %d %o %d:%d %d %d %d.%09d %d.%09d\n", rel, st.Ino, st.Mode, st.Uid, st.Gid, st.Nlink, st.Size,
+			st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(dir, "manifest"), &st); err != nil {
+		return "", fmt.Errorf("stat tree %s: %w", dir, err)
+	}
+	line("/manifest", &st)
+	root := filepath.Join(dir, "rootfs")
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		line(p[len(root):], &st)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("stat tree %s: %w", dir, err)
+	}
+	return "sha512-" + hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -364,5 +365,55 @@ func TestFlyMetadataService(t *testing.T) {
 	r = e.fly("--mds-register", "--mds-socket="+filepath.Join(e.root, "none.sock"), inspectName, "--exec=/bin/true")
 	if r.Code != 254 || !strings.Contains(r.Stderr, "metadata service") {
 		t.Fatalf("--mds-register without a service: %s", r)
+	}
+}
+
+// flyTreeOf returns the ID of the rendered tree whose image is named name.
+func (e *env) flyTreeOf(t *testing.T, name string) string {
+	t.Helper()
+	for _, id := range e.imTrees() {
+		var m struct {
+			Name string `json:"name"`
+		}
+		b, err := os.ReadFile(filepath.Join(e.Dir, "cas", "tree", id, "manifest"))
+		if err == nil && json.Unmarshal(b, &m) == nil && m.Name == name {
+			return id
+		}
+	}
+	t.Fatalf("no tree of %s in %v", name, e.imTrees())
+	return ""
+}
+
+// A tree changed since it was rendered is refused when a pod would use
+// it, and used as it is with --insecure-options=ondisk.
+func TestFlyTreeCheckedBeforeUse(t *testing.T) {
+	e := flyEnv(t)
+	e.MustRun(flyArgs(inspectName, "--exec", "/bin/true")...)
+	tree := e.flyTreeOf(t, inspectName)
+	rootfs := filepath.Join(e.Dir, "cas", "tree", tree, "rootfs")
+	before, err := os.Stat(rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planted := filepath.Join(rootfs, "planted")
+	if err := os.WriteFile(planted, []byte("planted after render\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat := []string{inspectName, "--exec", "/bin/cat", "--", "/planted"}
+	stOneLine(t, e.fly(cat...), tree, "corrupt", "--insecure-options=ondisk")
+	r := e.Run(append([]string{"--insecure-options=ondisk"}, flyArgs(cat...)...)...)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "planted after render") {
+		t.Fatalf("run with ondisk on the changed tree: %s", r)
+	}
+	// Back as rendered (the directory's mtime too, which the tree's hash
+	// covers): the fingerprint still differs (ctimes moved), and the full
+	// check that follows passes.
+	os.Remove(planted)
+	os.Chtimes(rootfs, before.ModTime(), before.ModTime())
+	if r := e.fly(inspectName, "--exec", "/bin/true"); r.Code != 0 {
+		t.Fatalf("run after the tree is as rendered again: %s", r)
+	}
+	if out := e.MustRun("image", "verify"); strings.Contains(out, "corrupt") {
+		t.Errorf("image verify after restore:\n%s", out)
 	}
 }

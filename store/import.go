@@ -17,6 +17,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/appc/spec/schema"
@@ -192,31 +194,85 @@ func decompressor(br *bufio.Reader) (io.Reader, Compression, func(), error) {
 	return br, c, nop, nil
 }
 
-// chunkPipe carries decompressed data from the decompressing goroutine to
-// the one that hashes, writes and checks it, so that both cores work.
-type chunkPipe struct {
-	full chan []byte
-	free chan []byte
-	err  error // set by the producer before closing full
-	cur  []byte
-	held []byte
-	// onChunk sees every chunk once, before the tar reader does.
-	onChunk func([]byte) error
-	ctx     context.Context
+// chunk is one buffer of decompressed data. It goes to three goroutines
+// at once (the tar check, the hash and the temp file) so that the image
+// ID's sha512, the slowest of them, is all that stands between the last
+// byte received and the commit; the last to finish with it returns it.
+type chunk struct {
+	b    []byte
+	refs atomic.Int32
 }
 
-func newChunkPipe(ctx context.Context, src io.Reader, onChunk func([]byte) error) *chunkPipe {
-	const depth = 4
-	p := &chunkPipe{full: make(chan []byte, depth), free: make(chan []byte, depth+2), onChunk: onChunk, ctx: ctx}
-	for i := 0; i < depth+2; i++ {
-		p.free <- make([]byte, chunkSize)
+// chunkBufs bounds the data in flight (chunkBufs * chunkSize bytes).
+const chunkBufs = 8
+
+// chunkPipe reads decompressed data on its own goroutine and hands each
+// chunk to the tar check (through Read), to the hash and to the blob
+// writer.
+type chunkPipe struct {
+	full   chan *chunk
+	toHash chan *chunk
+	toFile chan *chunk
+	free   chan *chunk
+	err    error // set by the producer before closing its channels
+	cur    []byte
+	held   *chunk
+	pos    int64 // bytes read or skipped by the tar check
+	ctx    context.Context
+	cancel context.CancelFunc
+	sinks  sync.WaitGroup
+	bw     *blobWriter
+	// werr is the blob writer's failure; it cancels ctx, and Read then
+	// reports the failure instead of the cancellation.
+	werr atomic.Pointer[error]
+}
+
+func newChunkPipe(ctx context.Context, src io.Reader, bw *blobWriter) *chunkPipe {
+	p := &chunkPipe{
+		full: make(chan *chunk, chunkBufs), toHash: make(chan *chunk, chunkBufs),
+		toFile: make(chan *chunk, chunkBufs), free: make(chan *chunk, chunkBufs), bw: bw,
 	}
+	p.ctx, p.cancel = context.WithCancel(ctx)
+	for i := 0; i < chunkBufs; i++ {
+		p.free <- &chunk{b: make([]byte, chunkSize)}
+	}
+	p.sinks.Add(2)
+	go func() {
+		defer p.sinks.Done()
+		for c := range p.toHash {
+			bw.h.Write(c.b)
+			p.release(c)
+		}
+	}()
+	go func() {
+		defer p.sinks.Done()
+		for c := range p.toFile {
+			if p.werr.Load() == nil {
+				if err := bw.write(c.b); err != nil {
+					p.werr.Store(&err)
+					p.cancel()
+				}
+			}
+			p.release(c)
+		}
+	}()
 	go p.produce(src)
 	return p
 }
 
+func (p *chunkPipe) release(c *chunk) {
+	// Never blocks: free holds every chunk.
+	if c.refs.Add(-1) == 0 {
+		p.free <- c
+	}
+}
+
 func (p *chunkPipe) produce(src io.Reader) {
-	defer close(p.full)
+	defer func() {
+		close(p.full)
+		close(p.toHash)
+		close(p.toFile)
+	}()
 	for {
 		// Checked first: select picks at random among ready cases, and a
 		// free buffer must not win over a cancelled import.
@@ -224,16 +280,16 @@ func (p *chunkPipe) produce(src io.Reader) {
 			p.err = err
 			return
 		}
-		var buf []byte
+		var c *chunk
 		select {
-		case buf = <-p.free:
+		case c = <-p.free:
 		case <-p.ctx.Done():
 			p.err = p.ctx.Err()
 			return
 		}
 		// Not io.ReadFull: it would turn a decoder's own
 		// ErrUnexpectedEOF (a truncated stream) into a clean short read.
-		buf = buf[:cap(buf)]
+		buf := c.b[:cap(c.b)]
 		n := 0
 		var err error
 		for n < len(buf) && err == nil {
@@ -242,9 +298,14 @@ func (p *chunkPipe) produce(src io.Reader) {
 			n += m
 		}
 		if n > 0 {
-			p.full <- buf[:n]
+			c.b = buf[:n]
+			c.refs.Store(3)
+			// None of these blocks: each channel holds every chunk.
+			p.full <- c
+			p.toHash <- c
+			p.toFile <- c
 		} else {
-			p.free <- buf
+			p.free <- c
 		}
 		if err == io.EOF {
 			return
@@ -256,42 +317,93 @@ func (p *chunkPipe) produce(src io.Reader) {
 	}
 }
 
+// failure is the blob writer's error if it failed, else err.
+func (p *chunkPipe) failure(err error) error {
+	if werr := p.werr.Load(); werr != nil {
+		return &writeError{*werr}
+	}
+	return err
+}
+
+// next moves to the next chunk once the current one is used up.
+func (p *chunkPipe) next() error {
+	if p.held != nil {
+		p.release(p.held)
+		p.held = nil
+	}
+	c, ok := <-p.full
+	if !ok {
+		if p.err != nil {
+			return p.failure(p.err)
+		}
+		return io.EOF
+	}
+	p.cur, p.held = c.b, c
+	if err := p.ctx.Err(); err != nil {
+		return p.failure(err)
+	}
+	return nil
+}
+
 func (p *chunkPipe) Read(b []byte) (int, error) {
 	for len(p.cur) == 0 {
-		if p.held != nil {
-			p.free <- p.held
-			p.held = nil
-		}
-		c, ok := <-p.full
-		if !ok {
-			if p.err != nil {
-				return 0, p.err
-			}
-			return 0, io.EOF
-		}
-		if err := p.onChunk(c); err != nil {
-			p.free <- c
+		if err := p.next(); err != nil {
 			return 0, err
 		}
-		if err := p.ctx.Err(); err != nil {
-			p.free <- c
-			return 0, err
-		}
-		p.cur, p.held = c, c
 	}
 	n := copy(b, p.cur)
 	p.cur = p.cur[n:]
+	p.pos += int64(n)
 	return n, nil
 }
 
-// drain stops the producer and waits for it, whatever state it is in.
-func (p *chunkPipe) drain() {
-	for c := range p.full {
-		select {
-		case p.free <- c:
-		default:
-		}
+// Seek lets archive/tar skip file contents instead of copying them out
+// (the hash and the temp file get them all the same). Only what tar asks
+// for is supported: io.SeekCurrent, forward. Past the end it stops at the
+// end, and tar's next read reports the truncation.
+func (p *chunkPipe) Seek(off int64, whence int) (int64, error) {
+	if whence != io.SeekCurrent || off < 0 {
+		return p.pos, errors.New("image stream: only forward seeks")
 	}
+	for off > 0 {
+		if len(p.cur) == 0 {
+			if err := p.next(); err == io.EOF {
+				break
+			} else if err != nil {
+				return p.pos, err
+			}
+			continue
+		}
+		n := int64(len(p.cur))
+		if n > off {
+			n = off
+		}
+		p.cur = p.cur[n:]
+		p.pos += n
+		off -= n
+	}
+	return p.pos, nil
+}
+
+// wait waits, once Read has returned io.EOF, until the hash and the temp
+// file have every byte, and returns the writer's failure if any.
+func (p *chunkPipe) wait() error {
+	p.sinks.Wait()
+	return p.failure(nil)
+}
+
+// drain stops the producer and waits for every goroutine of the pipe,
+// whatever state it is in, so that nothing writes to the temp file after.
+func (p *chunkPipe) drain() {
+	p.cancel()
+	if p.held != nil {
+		p.release(p.held)
+		p.held = nil
+	}
+	for c := range p.full {
+		p.release(c)
+	}
+	p.sinks.Wait()
 }
 
 // blobWriter writes chunks to the temp file and the hash, and starts disk
@@ -304,9 +416,8 @@ type blobWriter struct {
 }
 
 func (w *blobWriter) write(c []byte) error {
-	w.h.Write(c)
 	if _, err := w.f.Write(c); err != nil {
-		return &writeError{err}
+		return err
 	}
 	w.n += int64(len(c))
 	if w.n-w.flushed >= 16<<20 {
@@ -341,12 +452,8 @@ func (s *Store) importStream(ctx context.Context, r io.Reader, opts ImportOption
 	defer closeDec()
 
 	bw := &blobWriter{f: tmp, h: sha512.New()}
-	cctx, cancel := context.WithCancel(ctx)
-	pipe := newChunkPipe(cctx, dec, bw.write)
-	defer func() {
-		cancel()
-		pipe.drain()
-	}()
+	pipe := newChunkPipe(ctx, dec, bw)
+	defer pipe.drain()
 	im, manifest, err := checkACI(pipe, comp)
 	if err != nil {
 		return info, err
@@ -354,6 +461,9 @@ func (s *Store) importStream(ctx context.Context, r io.Reader, opts ImportOption
 	// Bytes after the end-of-archive marker (block padding) are part of
 	// the blob too.
 	if _, err := io.Copy(io.Discard, pipe); err != nil {
+		return info, tarErr(comp, err, afterEnd)
+	}
+	if err := pipe.wait(); err != nil {
 		return info, tarErr(comp, err, afterEnd)
 	}
 	if err := tmp.Sync(); err != nil {
@@ -481,25 +591,12 @@ type writeError struct{ err error }
 func (e *writeError) Error() string { return e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
 
-// countingReader counts what the tar reader consumed.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.n += int64(n)
-	return n, err
-}
-
 // checkACI walks the whole tar: every header must parse, every entry must
 // sit in the ACI layout without escaping it, the manifest must be a valid
 // appc image manifest, and the archive must end with its end marker, so a
 // tar cut at an entry boundary is refused too.
-func checkACI(r io.Reader, comp Compression) (*schema.ImageManifest, []byte, error) {
-	cr := &countingReader{r: r}
-	tr := tar.NewReader(cr)
+func checkACI(p *chunkPipe, comp Compression) (*schema.ImageManifest, []byte, error) {
+	tr := tar.NewReader(p)
 	var (
 		im       *schema.ImageManifest
 		manifest []byte
@@ -515,7 +612,7 @@ func checkACI(r io.Reader, comp Compression) (*schema.ImageManifest, []byte, err
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			if cr.n-entryEnd < 512 {
+			if p.pos-entryEnd < 512 {
 				return nil, nil, fmt.Errorf("%w: tar is truncated: no end-of-archive marker after %s", ErrInvalidImage, describeLast(last))
 			}
 			break
@@ -585,10 +682,16 @@ func checkACI(r io.Reader, comp Compression) (*schema.ImageManifest, []byte, err
 			delete(links, name)
 		}
 	data:
-		if _, err := io.Copy(io.Discard, tr); err != nil {
-			return nil, nil, tarErr(comp, err, hdr.Name)
+		if hdr.Typeflag == tar.TypeReg && name != "manifest" {
+			// The next tr.Next skips the contents by seeking (nothing
+			// was read yet: the data starts at p.pos).
+			entryEnd = (p.pos + hdr.Size + 511) &^ 511
+		} else {
+			if _, err := io.Copy(io.Discard, tr); err != nil {
+				return nil, nil, tarErr(comp, err, hdr.Name)
+			}
+			entryEnd = (p.pos + 511) &^ 511
 		}
-		entryEnd = (cr.n + 511) &^ 511
 		last = hdr.Name
 	}
 	if im == nil {

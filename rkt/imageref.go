@@ -90,12 +90,8 @@ func dockerConfig() (fetch.DockerConfig, error) {
 	if err != nil {
 		return fetch.DockerConfig{}, err
 	}
-	mirrors, err := fetch.LoadDockerMirrors(globals.SystemConfig, globals.LocalConfig, globals.UserConfig)
-	if err != nil {
-		return fetch.DockerConfig{}, err
-	}
 	return fetch.DockerConfig{
-		Mirrors: mirrors,
+		Mirrors: c.DockerMirrorsFor,
 		Credentials: func(registry string) (string, string, bool) {
 			cr, ok := c.DockerCredentials(registry)
 			return cr.User, cr.Password, ok

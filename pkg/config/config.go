@@ -2,9 +2,10 @@
 // directory (vendor defaults, /usr/lib/rkt), the local one (the admin's,
 // /etc/rkt) and the user's, each overriding the one before. It owns rkt's
 // file format (JSON files carrying rktKind and rktVersion in auth.d,
-// paths.d and stage1.d) and the merge rules rkt documented: per domain for
-// auth, per registry for dockerAuth, per field for paths, and separately for
-// the stage1 name+version pair and the stage1 location.
+// docker.d, paths.d and stage1.d) and the merge rules rkt documented: per
+// domain for auth, per registry for dockerAuth (and for our dockerMirrors),
+// per field for paths, and separately for the stage1 name+version pair and
+// the stage1 location.
 //
 // Only reading and merging happen here; the callers decide what a setting
 // means (the fetcher sends AuthHeaders, the CLI resolves the data dir).
@@ -93,8 +94,11 @@ type Config struct {
 	Auth map[string]Auth
 	// DockerAuth maps a registry host to its credentials.
 	DockerAuth map[string]BasicCredentials
-	Paths      Paths
-	Stage1     Stage1
+	// DockerMirrors maps a registry host to the hosts tried, in order,
+	// before it (docker.d, rktKind dockerMirrors).
+	DockerMirrors map[string][]string
+	Paths         Paths
+	Stage1        Stage1
 }
 
 // FileError is an error in one configuration file.
@@ -110,7 +114,7 @@ func (e *FileError) Unwrap() []error {
 
 // Load reads and merges the directories in d.
 func Load(d Dirs) (*Config, error) {
-	c := &Config{Auth: map[string]Auth{}, DockerAuth: map[string]BasicCredentials{}}
+	c := &Config{Auth: map[string]Auth{}, DockerAuth: map[string]BasicCredentials{}, DockerMirrors: map[string][]string{}}
 	for _, dir := range []string{d.System, d.Local, d.User} {
 		if dir == "" {
 			continue
@@ -139,6 +143,15 @@ type dockerAuthFile struct {
 	Credentials *BasicCredentials `json:"credentials"`
 }
 
+// dockerMirrorsFile is rktKind "dockerMirrors", a kind rkt did not have:
+//
+//	{"rktKind": "dockerMirrors", "rktVersion": "v1",
+//	 "registries": ["index.docker.io"], "mirrors": ["mirror.example.com:5000"]}
+type dockerMirrorsFile struct {
+	Registries []string `json:"registries"`
+	Mirrors    []string `json:"mirrors"`
+}
+
 type pathsFile struct {
 	Data         string `json:"data"`
 	Stage1Images string `json:"stage1-images"`
@@ -154,18 +167,19 @@ type stage1File struct {
 // same directory is an error, as it was in rkt, since which file wins would
 // depend on file names.
 type dirState struct {
-	auth, docker                   map[string]string // key -> file
+	auth, docker, mirrors          map[string]string // key -> file
 	data, stage1Images             string
 	stage1NameVersion, stage1Where string
 }
 
 func (c *Config) loadDir(dir string) error {
-	st := &dirState{auth: map[string]string{}, docker: map[string]string{}}
+	st := &dirState{auth: map[string]string{}, docker: map[string]string{}, mirrors: map[string]string{}}
 	for _, sub := range []struct {
 		name  string
 		kinds []string
 	}{
 		{"auth.d", []string{"auth", "dockerAuth"}},
+		{"docker.d", []string{"dockerMirrors"}},
 		{"paths.d", []string{"paths"}},
 		{"stage1.d", []string{"stage1"}},
 	} {
@@ -272,17 +286,21 @@ func (c *Config) loadFile(file string, kinds []string, st *dirState) error {
 		if a.Credentials == nil || a.Credentials.User == "" || a.Credentials.Password == "" {
 			return bad("credentials need a non-empty user and password")
 		}
-		for _, r := range a.Registries {
-			r = strings.ToLower(strings.TrimSpace(r))
-			if r == "" || strings.ContainsAny(r, "/ ") {
-				return bad("invalid registry %q (want a host or host:port)", r)
-			}
-			if prev, ok := st.docker[r]; ok {
-				return bad("registry %q is already configured in %s", r, prev)
-			}
-			st.docker[r] = file
-			c.DockerAuth[r] = *a.Credentials
+		return eachRegistry(a.Registries, st.docker, file, func(r string) { c.DockerAuth[r] = *a.Credentials })
+	case "dockerMirrors":
+		var m dockerMirrorsFile
+		if err := decode(b, &m); err != nil {
+			return &FileError{File: file, Err: err}
 		}
+		if len(m.Registries) == 0 {
+			return bad("registries must list at least one registry")
+		}
+		for _, h := range m.Mirrors {
+			if strings.TrimSpace(h) == "" || strings.Contains(h, " ") {
+				return bad("invalid mirror %q (want a host, host:port or host/prefix)", h)
+			}
+		}
+		return eachRegistry(m.Registries, st.mirrors, file, func(r string) { c.DockerMirrors[r] = m.Mirrors })
 	case "paths":
 		var p pathsFile
 		if err := decode(b, &p); err != nil {
@@ -332,6 +350,23 @@ func (c *Config) loadFile(file string, kinds []string, st *dirState) error {
 			st.stage1Where = file
 			c.Stage1.Location = s.Location
 		}
+	}
+	return nil
+}
+
+// eachRegistry checks the registries one file lists, none of them set by
+// another file of the same directory (seen), and calls set for each.
+func eachRegistry(registries []string, seen map[string]string, file string, set func(registry string)) error {
+	for _, r := range registries {
+		r = strings.ToLower(strings.TrimSpace(r))
+		if r == "" || strings.ContainsAny(r, "/ ") {
+			return &FileError{File: file, Err: fmt.Errorf("invalid registry %q (want a host or host:port)", r)}
+		}
+		if prev, ok := seen[r]; ok {
+			return &FileError{File: file, Err: fmt.Errorf("registry %q is already configured in %s", r, prev)}
+		}
+		seen[r] = file
+		set(r)
 	}
 	return nil
 }
@@ -466,19 +501,32 @@ var dockerHub = []string{"registry-1.docker.io", "index.docker.io", "docker.io"}
 // DockerCredentials returns the credentials configured for a Docker
 // registry host (with an optional port).
 func (c *Config) DockerCredentials(registry string) (BasicCredentials, bool) {
+	return forRegistry(c.DockerAuth, registry)
+}
+
+// DockerMirrorsFor returns the mirrors configured for a Docker registry
+// host, to try in order before the registry itself.
+func (c *Config) DockerMirrorsFor(registry string) []string {
+	m, _ := forRegistry(c.DockerMirrors, registry)
+	return m
+}
+
+// forRegistry looks registry up in m, Docker Hub under any of its names.
+func forRegistry[V any](m map[string]V, registry string) (V, bool) {
 	registry = strings.ToLower(registry)
-	if cr, ok := c.DockerAuth[registry]; ok {
-		return cr, true
+	if v, ok := m[registry]; ok {
+		return v, true
 	}
 	for _, h := range dockerHub {
 		if registry != h {
 			continue
 		}
 		for _, alias := range dockerHub {
-			if cr, ok := c.DockerAuth[alias]; ok {
-				return cr, true
+			if v, ok := m[alias]; ok {
+				return v, true
 			}
 		}
 	}
-	return BasicCredentials{}, false
+	var zero V
+	return zero, false
 }

@@ -250,3 +250,58 @@ func TestUnreadableDirectory(t *testing.T) {
 		t.Errorf("auth.d as a file: %v", err)
 	}
 }
+
+// docker.d's mirrors merge per registry like dockerAuth, a later
+// directory's list replacing an earlier one's, and Docker Hub is found
+// under any of its names.
+func TestDockerMirrors(t *testing.T) {
+	d := dirs(t)
+	write(t, d.System, "docker.d/hub.json", `{"rktKind":"dockerMirrors","rktVersion":"v1","registries":["docker.io","quay.io"],"mirrors":["m1:5000"]}`)
+	write(t, d.Local, "docker.d/hub.json", `{"rktKind":"dockerMirrors","rktVersion":"v1","registries":["docker.io"],"mirrors":["m2","m3"]}`)
+	write(t, d.Local, "docker.d/notes.txt", "not configuration")
+	c, err := Load(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.DockerMirrorsFor("index.docker.io"), ","); got != "m2,m3" {
+		t.Errorf("Docker Hub mirrors %q, want the local m2,m3 (under its alias docker.io)", got)
+	}
+	if got := strings.Join(c.DockerMirrorsFor("QUAY.IO"), ","); got != "m1:5000" {
+		t.Errorf("quay.io mirrors %q", got)
+	}
+	if got := c.DockerMirrorsFor("other.example"); got != nil {
+		t.Errorf("other.example mirrors %q, want none", got)
+	}
+	var kinds []string
+	for _, e := range c.Entries() {
+		b, _ := json.Marshal(e)
+		var h header
+		json.Unmarshal(b, &h)
+		kinds = append(kinds, h.Kind)
+	}
+	if strings.Join(kinds, ",") != "dockerMirrors,dockerMirrors" {
+		t.Errorf("entries %v, want one dockerMirrors entry per registry", kinds)
+	}
+
+	for body, want := range map[string]string{
+		`{"rktKind":"dockerMirrors","rktVersion":"v2","registries":["a"]}`:                "unsupported rktVersion",
+		`{"rktKind":"dockerMirrors","rktVersion":"v1"}`:                                   "registries must list",
+		`{"rktKind":"dockerMirrors","rktVersion":"v1","registries":["a/b"]}`:              "invalid registry",
+		`{"rktKind":"dockerMirrors","rktVersion":"v1","registries":["a"],"mirrors":[""]}`: "invalid mirror",
+		`{"rktKind":"auth","rktVersion":"v1"}`:                                            "does not belong in docker.d",
+		`{"rktKind":`:                                                                     "hub.json",
+	} {
+		bad := dirs(t)
+		p := write(t, bad.Local, "docker.d/hub.json", body)
+		_, err := Load(bad)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), p) || !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err %v, want one naming %s and mentioning %q", body, err, p, want)
+		}
+	}
+	twice := dirs(t)
+	write(t, twice.Local, "docker.d/a.json", `{"rktKind":"dockerMirrors","rktVersion":"v1","registries":["r"],"mirrors":["x"]}`)
+	write(t, twice.Local, "docker.d/b.json", `{"rktKind":"dockerMirrors","rktVersion":"v1","registries":["r"],"mirrors":["y"]}`)
+	if _, err := Load(twice); err == nil || !strings.Contains(err.Error(), "already configured") {
+		t.Errorf("one registry's mirrors twice in a directory: %v", err)
+	}
+}

@@ -20,6 +20,13 @@ type dockerAuthEntry struct {
 	Credentials BasicCredentials `json:"credentials"`
 }
 
+type dockerMirrorsEntry struct {
+	Version    string   `json:"rktVersion"`
+	Kind       string   `json:"rktKind"`
+	Registries []string `json:"registries"`
+	Mirrors    []string `json:"mirrors"`
+}
+
 type pathsEntry struct {
 	Version      string `json:"rktVersion"`
 	Kind         string `json:"rktKind"`
@@ -37,7 +44,8 @@ type stage1Entry struct {
 
 // Entries returns the merged configuration as rkt's `config` command
 // printed it under "stage0": one auth entry per domain and one dockerAuth
-// entry per registry (sorted), then paths and stage1. Credentials are shown
+// entry per registry (sorted), our dockerMirrors likewise, then paths and
+// stage1. Credentials are shown
 // in full, as rkt did: the command exists to show what will be sent.
 func (c *Config) Entries() []any {
 	var out []any
@@ -56,6 +64,9 @@ func (c *Config) Entries() []any {
 	}
 	for _, r := range sortedKeys(c.DockerAuth) {
 		out = append(out, dockerAuthEntry{"v1", "dockerAuth", []string{r}, c.DockerAuth[r]})
+	}
+	for _, r := range sortedKeys(c.DockerMirrors) {
+		out = append(out, dockerMirrorsEntry{"v1", "dockerMirrors", []string{r}, c.DockerMirrors[r]})
 	}
 	if c.Paths != (Paths{}) {
 		out = append(out, pathsEntry{"v1", "paths", c.Paths.Data, c.Paths.Stage1Images})

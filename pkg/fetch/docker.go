@@ -6,11 +6,9 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -48,32 +46,17 @@ type DockerConfig struct {
 	// host ("127.0.0.1:5000", "index.docker.io"); ok is false when auth.d
 	// has none.
 	Credentials func(registry string) (user, password string, ok bool)
-	// Mirrors lists, per registry host, the hosts tried in order before the
-	// registry itself (see LoadDockerMirrors).
-	Mirrors map[string][]string
+	// Mirrors returns the hosts to try, in order, before a registry
+	// host itself (docker.d, read by pkg/config); nil for none.
+	Mirrors func(registry string) []string
 }
-
-// dockerHubNames are the names users give Docker Hub; go-containerregistry
-// calls it index.docker.io, rkt's documentation registry-1.docker.io.
-var dockerHubNames = []string{"index.docker.io", "registry-1.docker.io", "docker.io"}
 
 // mirrorsOf returns the mirrors configured for registry host reg.
 func (c DockerConfig) mirrorsOf(reg string) []string {
-	reg = strings.ToLower(reg)
-	if m, ok := c.Mirrors[reg]; ok {
-		return m
+	if c.Mirrors == nil {
+		return nil
 	}
-	for _, h := range dockerHubNames {
-		if h != reg {
-			continue
-		}
-		for _, alias := range dockerHubNames {
-			if m, ok := c.Mirrors[alias]; ok {
-				return m
-			}
-		}
-	}
-	return nil
+	return c.Mirrors(reg)
 }
 
 // fetchContainerImage fetches docker:// and oci: references, converting
@@ -677,65 +660,4 @@ func (l *verifiedLayer) Compressed() (io.ReadCloser, error) {
 		return nil, fmt.Errorf("%w: layer blob does not match its digest %s", ociconv.ErrBadImage, want)
 	}
 	return l.Layer.Compressed()
-}
-
-// dockerMirrorFile is the docker.d file kind that lists registry mirrors:
-//
-//	{"rktKind": "dockerMirrors", "rktVersion": "v1",
-//	 "registries": ["index.docker.io"], "mirrors": ["mirror.example.com:5000"]}
-//
-// Mirrors are tried in order before the registry itself.
-type dockerMirrorFile struct {
-	RktKind    string   `json:"rktKind"`
-	RktVersion string   `json:"rktVersion"`
-	Registries []string `json:"registries"`
-	Mirrors    []string `json:"mirrors"`
-}
-
-// LoadDockerMirrors reads the dockerMirrors files of DIR/docker.d in each
-// configuration directory, in increasing precedence: a later directory's
-// list for a registry replaces an earlier one's. Files of other kinds
-// (dockerAuth) are left to pkg/config.
-func LoadDockerMirrors(configDirs ...string) (map[string][]string, error) {
-	out := map[string][]string{}
-	for _, dir := range configDirs {
-		if dir == "" {
-			continue
-		}
-		d := filepath.Join(dir, "docker.d")
-		ents, err := os.ReadDir(d)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", d, err)
-		}
-		for _, e := range ents {
-			if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
-				continue
-			}
-			p := filepath.Join(d, e.Name())
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", p, err)
-			}
-			var mf dockerMirrorFile
-			if err := json.Unmarshal(b, &mf); err != nil {
-				return nil, fmt.Errorf("%s: %w", p, err)
-			}
-			if mf.RktKind != "dockerMirrors" {
-				continue
-			}
-			if mf.RktVersion != "v1" {
-				return nil, fmt.Errorf("%s: unsupported rktVersion %q (want v1)", p, mf.RktVersion)
-			}
-			if len(mf.Registries) == 0 {
-				return nil, fmt.Errorf("%s: no registries listed", p)
-			}
-			for _, r := range mf.Registries {
-				out[strings.ToLower(r)] = mf.Mirrors
-			}
-		}
-	}
-	return out, nil
 }

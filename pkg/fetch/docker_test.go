@@ -35,49 +35,6 @@ func TestSplitLayoutRef(t *testing.T) {
 	}
 }
 
-func TestLoadDockerMirrors(t *testing.T) {
-	sys, local := t.TempDir(), t.TempDir()
-	write := func(dir, file, body string) {
-		t.Helper()
-		d := filepath.Join(dir, "docker.d")
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(d, file), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(sys, "hub.json", `{"rktKind":"dockerMirrors","rktVersion":"v1","registries":["docker.io","quay.io"],"mirrors":["m1:5000"]}`)
-	write(local, "hub.json", `{"rktKind":"dockerMirrors","rktVersion":"v1","registries":["docker.io"],"mirrors":["m2","m3"]}`)
-	write(local, "notes.txt", "not configuration")
-	m, err := LoadDockerMirrors(sys, local, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := DockerConfig{Mirrors: m}
-	if got := strings.Join(c.mirrorsOf("index.docker.io"), ","); got != "m2,m3" {
-		t.Errorf("Docker Hub mirrors %q, want the local m2,m3 (under its alias docker.io)", got)
-	}
-	if got := strings.Join(c.mirrorsOf("QUAY.IO"), ","); got != "m1:5000" {
-		t.Errorf("quay.io mirrors %q", got)
-	}
-	if got := c.mirrorsOf("other.example"); got != nil {
-		t.Errorf("other.example mirrors %q, want none", got)
-	}
-
-	for body, want := range map[string]string{
-		`{"rktKind":"dockerMirrors","rktVersion":"v2","registries":["a"]}`: "unsupported rktVersion",
-		`{"rktKind":"dockerMirrors","rktVersion":"v1"}`:                    "no registries",
-		`{"rktKind":`: "hub.json",
-	} {
-		bad := t.TempDir()
-		write(bad, "hub.json", body)
-		if _, err := LoadDockerMirrors(bad); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: err %v, want one mentioning %q", body, err, want)
-		}
-	}
-}
-
 func TestPickLayoutManifest(t *testing.T) {
 	newLayout := func(tags ...string) (v1.ImageIndex, []string) {
 		t.Helper()

@@ -2,14 +2,13 @@ package fetch
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/rktng/rkt/pkg/config"
 )
 
-// Auth gives the headers (credentials) to send to a host. The CLI builds it
-// from the merged configuration directories (auth.d of system, local and
-// user config, as pkg/config reads them).
+// Auth gives the headers (credentials) to send to a host. It is built from
+// the merged configuration directories (auth.d of system, local and user
+// config): pkg/config reads them and matches hosts to domains.
 type Auth struct {
 	header func(host string) http.Header
 }
@@ -17,25 +16,6 @@ type Auth struct {
 // AuthFromConfig sends the basic and oauth credentials of c's auth.d.
 func AuthFromConfig(c *config.Config) *Auth {
 	return &Auth{header: c.AuthHeaders}
-}
-
-// NewAuth returns credentials from a domain (host or host:port) → headers
-// map, for callers without configuration directories.
-func NewAuth(byDomain map[string]http.Header) *Auth {
-	m := map[string]http.Header{}
-	for d, h := range byDomain {
-		m[strings.ToLower(d)] = h.Clone()
-	}
-	return &Auth{header: func(host string) http.Header {
-		host = strings.ToLower(host)
-		if h, ok := m[host]; ok {
-			return h.Clone()
-		}
-		if i := strings.LastIndex(host, ":"); i >= 0 {
-			return m[host[:i]].Clone()
-		}
-		return nil
-	}}
 }
 
 // Header returns the headers for host (a URL's Host, port optional), or

@@ -16,6 +16,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/rktng/rkt/pkg/config"
 )
 
 func TestMaxAge(t *testing.T) {
@@ -42,7 +44,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestAuthHeaders(t *testing.T) {
-	a := NewAuth(map[string]http.Header{"Example.com": {"Authorization": {"Bearer t"}}})
+	a := AuthFromConfig(&config.Config{Auth: map[string]config.Auth{"example.com": {Type: config.AuthOAuth, Token: "t"}}})
 	if a.Header("example.com:8443").Get("Authorization") != "Bearer t" || a.Header("other.com") != nil {
 		t.Fatal("per-domain credentials wrong")
 	}

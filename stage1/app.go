@@ -266,6 +266,9 @@ func appStart(a *AppArgs) error {
 		return err
 	}
 	s1 := pod.Stage1RootfsPath(".")
+	if _, err := os.Stat(filepath.Join(s1, pidsDir, a.App)); err == nil {
+		return nil // already running: nothing to start, nothing to reset
+	}
 	// A restarted app's last exit status no longer applies.
 	_ = os.Remove(filepath.Join(s1, "rkt/status", a.App))
 	if err := writeFile(filepath.Join(s1, startedDir, a.App), ""); err != nil {

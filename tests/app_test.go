@@ -158,6 +158,11 @@ func TestAppLifecycle(t *testing.T) {
 	if running.StartedAt == nil || running.ExitCode != nil {
 		t.Errorf("running app: %+v", running)
 	}
+	// Starting a running app changes nothing.
+	e.MustRun("app", "start", uuid, "--app=web")
+	if again := e.appStatus(uuid, "web"); again.State != "running" || *again.StartedAt != *running.StartedAt {
+		t.Errorf("start of a running app: %+v, was %+v", again, running)
+	}
 	if table := e.MustRun("app", "list", uuid); !strings.Contains(table, "NAME") || !strings.Contains(table, "web\trunning") {
 		t.Errorf("app list:\n%s", table)
 	}

@@ -1,8 +1,8 @@
 // Command stage1 is the default stage1's multi-call binary. The image's
 // entrypoints are symlinks to it and it dispatches on argv[0]: init (run),
-// enter, gc, stop and app-{add,start,stop,rm} for stage0; appexec (the app launcher), iotee (its
-// output tee), reaper (exit statuses) and podwatch (the watchdog) for the
-// pod's systemd.
+// enter, gc, stop and app-{add,start,stop,rm} for stage0; appexec (the
+// app launcher), iotee (its output tee), reaper (exit statuses) and
+// podwatch (the watchdog) for the pod's systemd.
 package main
 
 import (

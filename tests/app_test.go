@@ -372,3 +372,32 @@ func TestAppIsolators(t *testing.T) {
 	}
 	e.MustRun("stop", uuid)
 }
+
+// The sandbox's pod flags reach apps added later: network and forwarded
+// port, hostname, DNS and hosts entries, pod annotations.
+func TestAppSandboxPodFlags(t *testing.T) {
+	netNeedStage1(t)
+	e := stage1Env(t)
+	e.Fetch("busybox.aci")
+	port := strconv.Itoa(freePort(t))
+	_, uuid := e.startSandbox("--net=default", "--port=http:tcp:8080:"+port, "--hostname=sandbox1",
+		"--dns=10.1.2.3", "--hosts-entry=10.9.8.7=db.pods.test", "--annotation=example.com/owner=tests")
+	e.MustRun("app", "add", uuid, inspectName, "--name=web", "--", "-serve-http=:8080")
+	e.MustRun("app", "start", uuid, "--app=web")
+	if got := netHTTPGet(t, "http://127.0.0.1:"+port+"/"); strings.TrimSpace(got) != "sandbox1" {
+		t.Errorf("through the forwarded port: %q, want the pod's hostname", got)
+	}
+	e.MustRun("--insecure-options=image", "app", "add", uuid, testImage("busybox.aci"), "--name=sh", "--exec=/bin/sh", "--", "-c", "cat /etc/resolv.conf /etc/hosts")
+	e.MustRun("app", "start", uuid, "--app=sh")
+	e.waitAppState(uuid, "sh", "exited")
+	logs := e.MustRun("logs", "--app=sh", uuid)
+	for _, want := range []string{"nameserver 10.1.2.3", "10.9.8.7\tdb.pods.test", "sandbox1"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("added app's resolv.conf/hosts lack %q:\n%s", want, logs)
+		}
+	}
+	if m := e.MustRun("cat-manifest", uuid); !strings.Contains(m, "example.com/owner") || !strings.Contains(m, `"name": "sh"`) {
+		t.Errorf("pod manifest:\n%s", m)
+	}
+	e.MustRun("stop", uuid)
+}

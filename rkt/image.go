@@ -51,6 +51,20 @@ func resolveStored(s *store.Store, ref string) (string, error) {
 	return id, err
 }
 
+// openStoredImage opens the store and resolves the one image a command
+// works on.
+func openStoredImage(ref string) (*store.Store, string, error) {
+	s, err := openStore()
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := resolveStored(s, ref)
+	if err != nil {
+		return nil, "", err
+	}
+	return s, id, nil
+}
+
 // podTreeRefs reads which trees the pods under DIR/pods use: each app's
 // appsinfo/APP/treeStoreID and the pod's stage1TreeStoreID, in every state.
 func podTreeRefs(dataDir string) (map[string]bool, error) {

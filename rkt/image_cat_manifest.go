@@ -15,11 +15,7 @@ func init() {
 			Short: "Print the manifest of an image in the store",
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				s, err := openStore()
-				if err != nil {
-					return err
-				}
-				id, err := resolveStored(s, args[0])
+				s, id, err := openStoredImage(args[0])
 				if err != nil {
 					return err
 				}

@@ -44,11 +44,7 @@ uncompressed ACI the store keeps, so it has the same image ID.`,
 }
 
 func runImageExport(ref, dst string, overwrite bool) error {
-	s, err := openStore()
-	if err != nil {
-		return err
-	}
-	id, err := resolveStored(s, ref)
+	s, id, err := openStoredImage(ref)
 	if err != nil {
 		return err
 	}

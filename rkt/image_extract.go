@@ -21,11 +21,7 @@ func newImageCopyCommand(render bool) *cobra.Command {
 		Short: "Extract an image from the store to a directory",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openStore()
-			if err != nil {
-				return err
-			}
-			id, err := resolveStored(s, args[0])
+			s, id, err := openStoredImage(args[0])
 			if err != nil {
 				return err
 			}

@@ -36,15 +36,21 @@ func enterPodNamespace(p *pod.Pod) error {
 	return nil
 }
 
+// podEntrypoint returns where entrypoint name sits in the stage1 rootfs
+// of the pod in podDir, as its stage1 manifest says.
+func podEntrypoint(podDir, name string) (string, error) {
+	s1m, err := readStage1Manifest(podDir)
+	if err != nil {
+		return "", err
+	}
+	return Entrypoint(s1m, name)
+}
+
 // ExecEntrypoint replaces this process with stage1 entrypoint name of a
 // running pod (enter), inside the pod's mount namespace with the pod
 // directory as working directory. It returns only on failure.
 func ExecEntrypoint(p *pod.Pod, name string, args []string) error {
-	s1m, err := readStage1Manifest(p.Dir)
-	if err != nil {
-		return err
-	}
-	entry, err := Entrypoint(s1m, name)
+	entry, err := podEntrypoint(p.Dir, name)
 	if err != nil {
 		return err
 	}
@@ -63,11 +69,7 @@ func ExecEntrypoint(p *pod.Pod, name string, args []string) error {
 // RunEntrypoint runs stage1 entrypoint name of a running pod (stop) in
 // the pod's mount namespace and waits for it.
 func RunEntrypoint(p *pod.Pod, name string, args []string) error {
-	s1m, err := readStage1Manifest(p.Dir)
-	if err != nil {
-		return err
-	}
-	entry, err := Entrypoint(s1m, name)
+	entry, err := podEntrypoint(p.Dir, name)
 	if err != nil {
 		return err
 	}

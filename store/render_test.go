@@ -253,9 +253,7 @@ func TestRenderMissingDependency(t *testing.T) {
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "example.com/absent") {
 		t.Fatalf("render with a missing dependency: %v", err)
 	}
-	if ents, _ := os.ReadDir(s.treeDir()); len(ents) > 0 {
-		t.Errorf("tree store not empty: %v", ents)
-	}
+	assertNoTree(t, s)
 }
 
 func TestRenderSameLayerListingMatchesAcirenderer(t *testing.T) {
@@ -385,9 +383,7 @@ func TestRenderFailureLeavesNoTree(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), ShortID(base)) {
 		t.Fatalf("render over a damaged dependency: %v", err)
 	}
-	if ents, _ := os.ReadDir(s.treeDir()); len(ents) > 0 {
-		t.Errorf("tree store not empty: %v", ents)
-	}
+	assertNoTree(t, s)
 }
 
 func TestRenderTouchesDependencies(t *testing.T) {
@@ -427,9 +423,7 @@ func TestRenderFullDiskLeavesNoTree(t *testing.T) {
 	if !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), "rootfs/noise") {
 		t.Fatalf("render on a full disk: %v", err)
 	}
-	if ents, _ := os.ReadDir(s.treeDir()); len(ents) > 0 {
-		t.Errorf("tree store not empty: %v", ents)
-	}
+	assertNoTree(t, s)
 }
 
 // Linux refuses user.* xattrs on symlinks and special files, so the ACI
@@ -543,5 +537,13 @@ func TestRenderChecksTreeBeforeUse(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(got.Rootfs(), "a")); string(b) != "AS RENDERED" {
 		t.Errorf("trusted tree has %q", b)
+	}
+}
+
+// assertNoTree checks that a failed render left nothing in the tree store.
+func assertNoTree(t *testing.T, s *Store) {
+	t.Helper()
+	if ents, _ := os.ReadDir(s.treeDir()); len(ents) > 0 {
+		t.Errorf("tree store not empty: %v", ents)
 	}
 }

@@ -135,15 +135,7 @@ func (mp *mutablePod) entrypoint(op, app string, debug bool) error {
 		args = append(args, "--debug")
 	}
 	if rc, err := mp.p.RuntimeConfig(); err == nil && mp.version >= 3 {
-		if rc.InsecureOptions.DisableCapabilities {
-			args = append(args, "--disable-capabilities-restriction")
-		}
-		if rc.InsecureOptions.DisablePaths {
-			args = append(args, "--disable-paths")
-		}
-		if rc.InsecureOptions.DisableSeccomp {
-			args = append(args, "--disable-seccomp")
-		}
+		args = append(args, insecureArgs(rc.InsecureOptions)...)
 	}
 	env := os.Environ()
 	if enter, err := Entrypoint(mp.stage1, "enter"); err == nil {

@@ -58,20 +58,28 @@ func RunArgs(version int, uuid string, debug bool, localConfig string, rc *pod.R
 		args = append(args, "--dns-conf-mode="+DNSConfMode(rc.DNS))
 	}
 	if version >= 3 {
-		if rc.InsecureOptions.DisableCapabilities {
-			args = append(args, "--disable-capabilities-restriction")
-		}
-		if rc.InsecureOptions.DisablePaths {
-			args = append(args, "--disable-paths")
-		}
-		if rc.InsecureOptions.DisableSeccomp {
-			args = append(args, "--disable-seccomp")
-		}
+		args = append(args, insecureArgs(rc.InsecureOptions)...)
 	}
 	if version >= 5 && rc.Mutable {
 		args = append(args, "--mutable")
 	}
 	return append(args, uuid)
+}
+
+// insecureArgs are the flags (interface version 3 and later) telling
+// stage1 which of an app's restrictions --insecure-options lifted.
+func insecureArgs(o pod.InsecureRunOptions) []string {
+	var args []string
+	if o.DisableCapabilities {
+		args = append(args, "--disable-capabilities-restriction")
+	}
+	if o.DisablePaths {
+		args = append(args, "--disable-paths")
+	}
+	if o.DisableSeccomp {
+		args = append(args, "--disable-seccomp")
+	}
+	return args
 }
 
 // Exec mounts the pod's root filesystems in a private mount namespace and

@@ -56,6 +56,7 @@ discovery requests to another port (for tests).`,
 }
 
 func runFetch(cmd *cobra.Command, args []string, ff fetchFlags) error {
+	fetch.WarmTLSRoots(args...)
 	policy, err := fetch.ParsePullPolicy(ff.pullPolicy)
 	if err != nil {
 		return err

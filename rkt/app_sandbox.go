@@ -54,21 +54,11 @@ func init() {
 // straight into run/ and handed to stage1, which keeps it up until it is
 // stopped.
 func sandboxPod(ctx context.Context, o *podOptions, ports, annotations []string) error {
-	n := 0
-	for _, v := range []string{o.Stage1.Path, o.Stage1.URL, o.Stage1.Name, o.Stage1.Hash, o.Stage1.FromDir} {
-		if v != "" {
-			n++
-		}
+	if err := checkStage1Flags(o.Stage1); err != nil {
+		return err
 	}
-	if n > 1 {
-		return errors.New("conflicting flags: give only one of --stage1-path, --stage1-url, --stage1-name, --stage1-hash, --stage1-from-dir")
-	}
-	for _, list := range [][]string{o.DNS, o.Nets} {
-		for _, v := range list {
-			if (v == "host" || v == "none") && len(list) > 1 {
-				return fmt.Errorf("conflicting flags: %s cannot be combined with other values", v)
-			}
-		}
+	if err := checkNetFlags(o); err != nil {
+		return err
 	}
 	cfg := stage0.PrepareConfig{DataDir: globals.Dir}
 	for _, p := range ports {

@@ -160,7 +160,6 @@ func preparePod(ctx context.Context, o *podOptions, apps []*appConfig, target po
 	if err != nil {
 		return nil, nil, err
 	}
-	st.TrustOnDisk = globals.Insecure.Has(insecureOnDisk)
 	policy, err := fetch.ParsePullPolicy(o.PullPolicy)
 	if err != nil {
 		return nil, nil, err
@@ -215,14 +214,8 @@ func ctxOrBackground(ctx context.Context) context.Context {
 
 // checkPodOptions refuses conflicting flags before anything is fetched.
 func checkPodOptions(o *podOptions, apps []*appConfig) error {
-	n := 0
-	for _, v := range []string{o.Stage1.Path, o.Stage1.URL, o.Stage1.Name, o.Stage1.Hash, o.Stage1.FromDir} {
-		if v != "" {
-			n++
-		}
-	}
-	if n > 1 {
-		return errors.New("conflicting flags: give only one of --stage1-path, --stage1-url, --stage1-name, --stage1-hash, --stage1-from-dir")
+	if err := checkStage1Flags(o.Stage1); err != nil {
+		return err
 	}
 	if o.PodManifest != "" {
 		if len(apps) > 0 {
@@ -239,6 +232,26 @@ func checkPodOptions(o *podOptions, apps []*appConfig) error {
 	if o.Interactive && len(apps) > 1 {
 		return errors.New("conflicting flags: --interactive needs exactly one app")
 	}
+	return checkNetFlags(o)
+}
+
+// checkStage1Flags refuses more than one way of naming the stage1.
+func checkStage1Flags(o stage1Options) error {
+	n := 0
+	for _, v := range []string{o.Path, o.URL, o.Name, o.Hash, o.FromDir} {
+		if v != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		return errors.New("conflicting flags: give only one of --stage1-path, --stage1-url, --stage1-name, --stage1-hash, --stage1-from-dir")
+	}
+	return nil
+}
+
+// checkNetFlags refuses "host" or "none" beside other values of --dns or
+// --net.
+func checkNetFlags(o *podOptions) error {
 	for _, d := range o.DNS {
 		if (d == "host" || d == "none") && len(o.DNS) > 1 {
 			return fmt.Errorf("conflicting flags: --dns=%s cannot be combined with other name servers", d)
@@ -252,8 +265,10 @@ func checkPodOptions(o *podOptions, apps []*appConfig) error {
 	return nil
 }
 
-// storeImage reads an image's manifest and renders its tree.
+// storeImage reads an image's manifest and renders its tree; an already
+// rendered tree is checked first unless --insecure-options=ondisk.
 func storeImage(ctx context.Context, st *store.Store, id string) (stage0.Image, error) {
+	st.TrustOnDisk = globals.Insecure.Has(insecureOnDisk)
 	m, err := st.Manifest(id)
 	if err != nil {
 		return stage0.Image{}, err

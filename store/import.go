@@ -44,9 +44,10 @@ type ImportOptions struct {
 // maxManifestSize bounds how much of a "manifest" entry is read.
 const maxManifestSize = 16 << 20
 
-// chunkSize is the unit the decompressor hands to the writer; large chunks
-// keep syscalls and goroutine hand-offs few.
-const chunkSize = 1 << 20
+// chunkSize is the unit the decompressor hands to the hash and the writer:
+// large enough to keep hand-offs few, small enough that the hash starts
+// early and has little left to do when the last byte arrives.
+const chunkSize = 256 << 10
 
 // Import reads an ACI (plain tar, or gzip, bzip2, xz or zstd compressed,
 // detected by content), checks that it is a well-formed tar to its end with
@@ -164,7 +165,7 @@ func DetectCompression(head []byte) Compression {
 
 // decompressor wraps br by its detected format. close releases decoder
 // resources (zstd runs goroutines).
-func decompressor(br *bufio.Reader) (io.Reader, Compression, func(), error) {
+func decompressor(br *bufio.Reader, src io.Reader) (io.Reader, Compression, func(), error) {
 	head, _ := br.Peek(6)
 	c := DetectCompression(head)
 	nop := func() {}
@@ -191,7 +192,22 @@ func decompressor(br *bufio.Reader) (io.Reader, Compression, func(), error) {
 		}
 		return zr, c, zr.Close, nil
 	}
-	return br, c, nop, nil
+	return &unbuffered{br: br, src: src}, c, nop, nil
+}
+
+// unbuffered reads an uncompressed image: what the bufio.Reader already
+// holds (the peeked header), then straight from the source into the
+// caller's chunk, without a copy through the bufio.Reader's buffer.
+type unbuffered struct {
+	br  *bufio.Reader
+	src io.Reader
+}
+
+func (u *unbuffered) Read(p []byte) (int, error) {
+	if u.br.Buffered() > 0 {
+		return u.br.Read(p)
+	}
+	return u.src.Read(p)
 }
 
 // chunk is one buffer of decompressed data. It goes to three goroutines
@@ -444,8 +460,9 @@ func (s *Store) importStream(ctx context.Context, r io.Reader, opts ImportOption
 			os.Remove(tmp.Name())
 		}
 	}()
-	br := bufio.NewReaderSize(&sourceReader{r}, 256<<10)
-	dec, comp, closeDec, err := decompressor(br)
+	src := &sourceReader{r}
+	br := bufio.NewReaderSize(src, 256<<10)
+	dec, comp, closeDec, err := decompressor(br, src)
 	if err != nil {
 		return info, fmt.Errorf("%w: %v", ErrInvalidImage, err)
 	}

@@ -3,11 +3,14 @@ package store
 import (
 	"bytes"
 	"crypto/sha512"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -140,31 +143,75 @@ func xattrs(p string) ([][2]string, error) {
 // every entry under its rootfs, reading no content: what checkTree
 // compares on each use of the tree. ctime is in it because any change to
 // a file (content, mode, owner, xattrs, links) sets it to the present,
-// and nothing can set it back.
+// and nothing can set it back. It runs on every pod start, so it walks
+// by directory descriptors (no path lookups) and encodes in binary.
 func statFingerprint(dir string) (string, error) {
-	h := sha512.New()
-	line := func(rel string, st *unix.Stat_t) {
-		fmt.Fprintf(h, "%q %d %o %d:%d %d %d %d.%09d %d.%09d\n", rel, st.Ino, st.Mode, st.Uid, st.Gid, st.Nlink, st.Size,
-			st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
-	}
+	fp := fingerprint{h: sha512.New()}
 	var st unix.Stat_t
 	if err := unix.Lstat(filepath.Join(dir, "manifest"), &st); err != nil {
 		return "", fmt.Errorf("stat tree %s: %w", dir, err)
 	}
-	line("/manifest", &st)
+	fp.add("/manifest", &st)
 	root := filepath.Join(dir, "rootfs")
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		line(p[len(root):], &st)
-		return nil
-	})
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", fmt.Errorf("stat tree %s: %w", dir, err)
 	}
-	return "sha512-" + hex.EncodeToString(h.Sum(nil)), nil
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return "", fmt.Errorf("stat tree %s: %w", dir, err)
+	}
+	fp.add("/", &st)
+	if err := fp.walk(fd, "/"); err != nil {
+		return "", fmt.Errorf("stat tree %s: %w", dir, err)
+	}
+	return "sha512-" + hex.EncodeToString(fp.h.Sum(nil)), nil
+}
+
+type fingerprint struct {
+	h   hash.Hash
+	buf []byte
+}
+
+func (f *fingerprint) add(rel string, st *unix.Stat_t) {
+	b := append(f.buf[:0], rel...)
+	b = append(b, 0)
+	for _, v := range []uint64{st.Ino, uint64(st.Mode), uint64(st.Uid), uint64(st.Gid), uint64(st.Nlink), uint64(st.Size),
+		uint64(st.Mtim.Sec), uint64(st.Mtim.Nsec), uint64(st.Ctim.Sec), uint64(st.Ctim.Nsec)} {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	f.buf = b
+	f.h.Write(b)
+}
+
+// walk adds every entry of the directory open at fd (named rel), in
+// lexical order, and descends into subdirectories; it closes fd.
+func (f *fingerprint) walk(fd int, rel string) error {
+	d := os.NewFile(uintptr(fd), rel)
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		d.Close()
+		return err
+	}
+	defer d.Close()
+	sort.Strings(names)
+	var st unix.Stat_t
+	for _, n := range names {
+		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("%s: %w", path.Join(rel, n), err)
+		}
+		p := path.Join(rel, n)
+		f.add(p, &st)
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue
+		}
+		sub, err := unix.Openat(fd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if err := f.walk(sub, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 )
 
@@ -29,4 +31,26 @@ func init() {
 func appNameFlag(cmd *cobra.Command, name *string) {
 	cmd.Flags().StringVar(name, "app", "", "name of the app in the pod")
 	_ = cmd.MarkFlagRequired("app")
+}
+
+// appAction makes `rkt app start|stop|rm UUID --app=NAME`: the same
+// command line for each, acting through one stage0 function.
+func appAction(use, short string, act func(ctx context.Context, dataDir, uuid, app string, debug bool) error) func() *cobra.Command {
+	return func() *cobra.Command {
+		var app string
+		cmd := &cobra.Command{
+			Use:   use + " UUID --app=NAME",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				p, err := openPod(args[0], "")
+				if err != nil {
+					return err
+				}
+				return act(ctxOrBackground(cmd.Context()), globals.Dir, p.UUID, app, globals.Debug)
+			},
+		}
+		appNameFlag(cmd, &app)
+		return cmd
+	}
 }

@@ -61,6 +61,8 @@ func addApp(cmd *cobra.Command, uuid string, a *appConfig, pullPolicy string) er
 	if err != nil {
 		return fmt.Errorf("image %s: %w", a.Image, err)
 	}
-	_, err = stage0.AddApp(ctx, stage0.AddAppConfig{DataDir: globals.Dir, UUID: p.UUID, App: a.App, Image: img, Debug: globals.Debug})
-	return err
+	if _, err = stage0.AddApp(ctx, stage0.AddAppConfig{DataDir: globals.Dir, UUID: p.UUID, App: a.App, Image: img, Debug: globals.Debug}); err != nil {
+		return err
+	}
+	return refreshMDS(ctx, p)
 }

@@ -246,3 +246,46 @@ func TestMetadataServiceAbsent(t *testing.T) {
 		t.Fatalf("a pod runs after a refused start:\n%s", list)
 	}
 }
+
+// Apps added to and removed from a mutable pod are what the metadata
+// service answers for, and the pod stays bound to its address.
+func TestMetadataServiceFollowsAppsOfMutablePod(t *testing.T) {
+	netNeedStage1(t)
+	e := stage1Env(t)
+	m := startMDS(t, e)
+	_, uuid := e.startSandbox("--net=default", "--mds-register", "--mds-socket="+m.sock)
+	const api = "$AC_METADATA_URL/acMetadata/v1"
+	ask := func(name string, paths ...string) map[string]string {
+		t.Helper()
+		args := []string{"app", "add", uuid, inspectName, "--name=" + name, "--", "-print-env=AC_METADATA_URL"}
+		for _, p := range paths {
+			args = append(args, "-http="+api+p)
+		}
+		e.MustRun(args...)
+		e.MustRun("app", "start", uuid, "--app="+name)
+		e.waitAppState(uuid, name, "exited")
+		return parseInspect(e.MustRun("logs", "--app="+name, uuid))
+	}
+	q := ask("q", "/apps/q/image/id", "/pod/manifest")
+	imageID := e.appStatus(uuid, "q").ImageID
+	if q["http.0.status"] != "200" || q["http.0.body"] != imageID ||
+		q["http.1.status"] != "200" || !strings.Contains(q["http.1.body"], `"name":"q"`) {
+		t.Fatalf("added app q asking about itself: %v (image %s)\nservice log:\n%s", q, imageID, m.log())
+	}
+	// The pod's token, from the host: refused, as for any other pod on
+	// a network of its own.
+	resp, err := http.Get(q["env:AC_METADATA_URL"] + "/acMetadata/v1/pod/uuid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the sandbox's URL from the host after app add: %s, want 401", resp.Status)
+	}
+	e.MustRun("app", "rm", uuid, "--app=q")
+	r := ask("r", "/apps/q/image/id", "/apps/r/image/id", "/pod/manifest")
+	if r["http.0.status"] != "404" || r["http.1.status"] != "200" || strings.Contains(r["http.2.body"], `"name":"q"`) {
+		t.Fatalf("after app rm q and app add r: %v\nservice log:\n%s", r, m.log())
+	}
+	e.MustRun("stop", uuid)
+}

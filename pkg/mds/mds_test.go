@@ -189,6 +189,13 @@ func TestBindAddressesAfterRegistration(t *testing.T) {
 	if got := svc.Registry().List(); len(got) != 1 || len(got[0].IPs) != 1 {
 		t.Fatalf("registration after binding: %+v", got)
 	}
+	// Registering again (rkt app add changed the pod) keeps the binding.
+	if err := c.Register(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := get(t, base+p.Token+apiPrefix+"/pod/uuid"); code != 401 {
+		t.Fatalf("re-registered pod lost its address binding: %d, want 401", code)
+	}
 	if err := c.BindAddresses(ctx, uuidB, []string{"10.99.0.8"}); err == nil || !strings.Contains(err.Error(), "no registered pod") {
 		t.Fatalf("binding an unknown pod: %v", err)
 	}

@@ -130,6 +130,12 @@ func (r *Registry) Add(reg *Registration) error {
 	if other, ok := r.byTok[reg.Token]; ok && other.UUID != reg.UUID {
 		return ErrTokenInUse
 	}
+	old, ok := r.byUUID[reg.UUID]
+	if ok && old.Token == reg.Token && len(reg.IPs) == 0 {
+		// A pod registering again (its apps changed) stays bound to
+		// the addresses stage1 bound it to.
+		reg.IPs = old.IPs
+	}
 	b, err := json.Marshal(reg)
 	if err != nil {
 		return err
@@ -142,7 +148,7 @@ func (r *Registry) Add(reg *Registration) error {
 		os.Remove(tmp)
 		return fmt.Errorf("save registration of %s: %w", reg.UUID, err)
 	}
-	if old, ok := r.byUUID[reg.UUID]; ok {
+	if ok {
 		delete(r.byTok, old.Token)
 	}
 	r.byTok[reg.Token] = reg

@@ -590,18 +590,9 @@ func registerMDS(p *stage0.Pod, socket string) error {
 	if err != nil {
 		return fmt.Errorf("--mds-register: %w", err)
 	}
-	reg := &mds.Registration{UUID: p.UUID, Token: rc.MDSToken, Manifest: *p.Manifest,
-		Apps: map[string]mds.App{}, PodDir: p.Dir}
-	for _, ra := range p.Manifest.Apps {
-		b, err := os.ReadFile(pod.AppImageManifestPath(p.Dir, ra.Name.String()))
-		if err != nil {
-			return err
-		}
-		var im schema.ImageManifest
-		if err := json.Unmarshal(b, &im); err != nil {
-			return fmt.Errorf("app %s image manifest: %w", ra.Name, err)
-		}
-		reg.Apps[ra.Name.String()] = mds.App{ImageID: ra.Image.ID.String(), ImageManifest: im}
+	reg, err := mdsRegistration(p.Dir, p.UUID, rc.MDSToken, p.Manifest)
+	if err != nil {
+		return err
 	}
 	if err := c.Register(ctx, reg); err != nil {
 		return fmt.Errorf("--mds-register: %w", err)

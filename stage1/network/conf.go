@@ -93,6 +93,34 @@ func (c *netConf) setIPAMDataDir(dir string) {
 	}
 }
 
+// leaseDir is where the host-local IPAM of the list's first plugin keeps
+// the network's leases, or "" when that plugin has no host-local IPAM.
+func (c *netConf) leaseDir() string {
+	ps := c.plugins()
+	if len(ps) == 0 {
+		return ""
+	}
+	ipam, ok := ps[0]["ipam"].(map[string]any)
+	if !ok || ipam["type"] != "host-local" {
+		return ""
+	}
+	dir, _ := ipam["dataDir"].(string)
+	if dir == "" {
+		dir = hostLocalDataDir
+	}
+	return filepath.Join(dir, c.name)
+}
+
+// sharesMasq says whether the list is the built-in default network
+// without ptp's own masquerade: one whose pods the shared chain serves.
+func (c *netConf) sharesMasq() bool {
+	if c.name != NetDefault || c.source != builtinSource(NetDefault) {
+		return false
+	}
+	ps := c.plugins()
+	return len(ps) > 0 && ps[0]["type"] == "ptp" && ps[0]["ipMasq"] == false
+}
+
 // bytes is the list as JSON.
 func (c *netConf) bytes() ([]byte, error) { return json.Marshal(c.raw) }
 
@@ -108,6 +136,9 @@ func (c *netConf) list() (*libcni.NetworkConfigList, error) {
 	}
 	return l, nil
 }
+
+// builtinSource is the source of a built-in network, as its records say.
+func builtinSource(name string) string { return "built-in network " + name }
 
 func builtinConf(name string) *netConf {
 	ipam := map[string]any{"type": "host-local"}
@@ -130,7 +161,7 @@ func builtinConf(name string) *netConf {
 	default:
 		return nil
 	}
-	return &netConf{name: name, source: "built-in network " + name, masq: masq, raw: map[string]any{
+	return &netConf{name: name, source: builtinSource(name), masq: masq, raw: map[string]any{
 		"cniVersion": cniVersion,
 		"name":       name,
 		"plugins":    []any{ptp},

@@ -12,6 +12,7 @@ package network
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -132,23 +133,6 @@ func Setup(ctx context.Context, cfg Config) (*Pod, error) {
 		return nil, err
 	}
 	trace := tracer(cfg.Debug, cfg.Stderr)
-	// The shared masquerade needs nothing of the pod: it is made sure of
-	// while the pod's own steps run.
-	masqDone := make(chan error, 1)
-	masqNets := 0
-	for _, c := range confs {
-		if c.masq != nil {
-			masqNets++
-			go func() {
-				err := c.masq.ensure(ctx)
-				if err != nil {
-					err = fmt.Errorf("%w %q (%s): %v", ErrJoin, c.name, c.source, err)
-				}
-				trace("masquerade of " + c.name + " checked")
-				masqDone <- err
-			}()
-		}
-	}
 	s, err := newSession(cfg.PodDir, cfg.UUID, cfg.PluginDirs, cfg.LocalConfig, cfg.HostMountNS, cfg.Debug, cfg.Stderr)
 	if err != nil {
 		return nil, err
@@ -198,15 +182,27 @@ func Setup(ctx context.Context, cfg Config) (*Pod, error) {
 	}
 	wg.Wait()
 	trace("plugins done")
-	for ; masqNets > 0; masqNets-- {
-		if err := <-masqDone; err != nil {
-			return nil, s.fail(ctx, err)
-		}
-	}
 	for i := range infos {
 		if errs[i] != nil {
 			return nil, s.fail(ctx, fmt.Errorf("%w %q (%s): %v", ErrJoin, infos[i].NetName, confs[i].source, errs[i]))
 		}
+	}
+	// Only now that host-local holds the pod's lease: a gc of the
+	// network's last other pod, deciding under the same lock whether a
+	// lease is left, then either sees this one and keeps the chain, or
+	// has removed the chain already and this makes it again.
+	for i, c := range confs {
+		if c.masq == nil {
+			continue
+		}
+		sc, err := savedConf(&infos[i])
+		if err == nil {
+			err = c.masq.ensure(ctx, sc.leaseDir())
+		}
+		if err != nil {
+			return nil, s.fail(ctx, fmt.Errorf("%w %q (%s): %v", ErrJoin, c.name, c.source, err))
+		}
+		trace("masquerade of " + c.name + " made sure of")
 	}
 	for i := range infos {
 		if err := fillResult(&infos[i], results[i], &p.DNS); err != nil {
@@ -493,6 +489,16 @@ func (s *session) teardown(ctx context.Context) error {
 		}
 		if err := s.cni.DelNetworkList(ctx, list, s.runtimeConf(info)); err != nil {
 			errs = append(errs, fmt.Errorf("leave network %q: %w", info.NetName, err))
+			continue
+		}
+		// The pod's lease is free: the default network's shared
+		// masquerade goes if it was the last one.
+		if sc, err := savedConf(info); err == nil && sc.sharesMasq() {
+			if m := defaultMasq(); m != nil {
+				if err := m.release(ctx, sc.leaseDir()); err != nil {
+					errs = append(errs, fmt.Errorf("leave network %q: %w", info.NetName, err))
+				}
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -512,6 +518,16 @@ func (s *session) teardown(ctx context.Context) error {
 		return fmt.Errorf("remove %s: %w", confDir(s.podDir), err)
 	}
 	return nil
+}
+
+// savedConf is the configuration a network was joined with, as the pod's
+// record keeps it.
+func savedConf(info *NetInfo) (*netConf, error) {
+	var raw map[string]any
+	if err := json.Unmarshal(info.Config, &raw); err != nil {
+		return nil, fmt.Errorf("network %q: recorded configuration: %w", info.NetName, err)
+	}
+	return &netConf{name: info.NetName, source: info.NetConf, raw: raw}, nil
 }
 
 func loadSavedList(info *NetInfo) (*libcni.NetworkConfigList, error) {

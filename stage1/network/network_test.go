@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -435,6 +436,12 @@ func TestDefaultNetworkWithPortForward(t *testing.T) {
 		}
 	}
 
+	// The pod's lease keeps the chain: its directory is listed.
+	leaseDir := filepath.Join(f.ipamDir, "default")
+	if dirs, err := defaultMasq().readDirs(); err != nil || !slices.Contains(dirs, leaseDir) {
+		t.Errorf("%s not among the lease directories keeping %s: %q, %v", leaseDir, DefaultMasqChain, dirs, err)
+	}
+
 	serveIn(t, p.NetnsPath, ":8080", "hello from the pod")
 	expectGreeting(t, net.JoinHostPort(n.IP, "8080"), "hello from the pod")
 	// The forwarded port from the host's own loopback: portmap's hairpin
@@ -453,6 +460,11 @@ func TestDefaultNetworkWithPortForward(t *testing.T) {
 	f.assertClean([]string{"default"}, []string{n.IP})
 	if linkExists(veth) {
 		t.Errorf("host veth %s left", veth)
+	}
+	// Its lease gone, the pod's directory keeps the chain no more (other
+	// pods on this host may still).
+	if dirs, err := defaultMasq().readDirs(); err != nil || slices.Contains(dirs, leaseDir) {
+		t.Errorf("%s still among the lease directories keeping %s: %q, %v", leaseDir, DefaultMasqChain, dirs, err)
 	}
 	// Again: nothing to do, no error.
 	f.teardown()
@@ -736,15 +748,21 @@ func TestInThreadSparesMainThread(t *testing.T) {
 	}
 }
 
-// TestSharedMasqueradeMadeOnce: pods starting together that all find the
-// shared masquerade missing make it once. On a chain of its own, so that
-// the default network's pods on this host are not disturbed.
-func TestSharedMasqueradeMadeOnce(t *testing.T) {
+// testMasq is a shared masquerade on a chain, subnet, lock and list of
+// its own, so that the default network's pods on this host are not
+// disturbed, and a lease directory for it. It is removed at the end.
+func testMasq(t *testing.T) (*sharedMasq, string) {
+	t.Helper()
 	m := defaultMasq()
 	if m == nil {
 		t.Skip("no iptables")
 	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for iptables")
+	}
+	dir := t.TempDir()
 	m.subnet, m.chain, m.comment = "10.231.77.0/24", "RKT-MASQ-TEST", "rkt test: shared masquerade"
+	m.lockPath, m.dirsPath = filepath.Join(dir, "masq.lock"), filepath.Join(dir, "run", "masq.dirs")
 	jump := append([]string{"iptables", "-w", "-t", "nat", "-D", "POSTROUTING"}, m.jump()...)
 	clean := func() {
 		for exec.Command(jump[0], jump[1:]...).Run() == nil {
@@ -754,9 +772,41 @@ func TestSharedMasqueradeMadeOnce(t *testing.T) {
 	}
 	clean()
 	t.Cleanup(clean)
+	return m, filepath.Join(dir, "ipam", "default")
+}
+
+// lease stands for host-local leasing ip in dir, or with free, giving it
+// back.
+func lease(t *testing.T, dir, ip string, free bool) {
+	if free {
+		if err := os.Remove(filepath.Join(dir, ip)); err != nil {
+			t.Error(err)
+		}
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Error(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ip), []byte("pod\r\neth0"), 0o644); err != nil {
+		t.Error(err)
+	}
+}
+
+// chainExists says whether the chain exists at all, jump or not.
+func chainExists(m *sharedMasq) bool {
+	return exec.Command("iptables", "-w", "-t", "nat", "-n", "-L", m.chain).Run() == nil
+}
+
+// TestSharedMasqueradeMadeOnce: pods starting together that all find the
+// shared masquerade missing make it once.
+func TestSharedMasqueradeMadeOnce(t *testing.T) {
+	m, dir := testMasq(t)
 	errs := make(chan error, 4)
 	for i := 0; i < 4; i++ {
-		go func() { errs <- m.ensure(context.Background()) }()
+		go func() {
+			lease(t, dir, fmt.Sprintf("10.231.77.%d", 2+i), false)
+			errs <- m.ensure(context.Background(), dir)
+		}()
 	}
 	for i := 0; i < 4; i++ {
 		if err := <-errs; err != nil {
@@ -775,5 +825,133 @@ func TestSharedMasqueradeMadeOnce(t *testing.T) {
 	}
 	if !m.present(context.Background()) {
 		t.Error("present() does not see the chain it made")
+	}
+	if dirs, err := m.readDirs(); err != nil || len(dirs) != 1 || dirs[0] != dir {
+		t.Errorf("lease directories keeping the chain: %q, %v; want [%s]", dirs, err, dir)
+	}
+}
+
+// TestSharedMasqueradeLivesWithLeases: the chain stays while a lease is
+// left in any directory that pods of the network use, and goes with the
+// last one, and its list with it; a chain someone half removed is still
+// made whole, and removed whole.
+func TestSharedMasqueradeLivesWithLeases(t *testing.T) {
+	m, a := testMasq(t)
+	b := filepath.Join(filepath.Dir(a), "..", "ipam-b", "default")
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(want bool, when string) {
+		t.Helper()
+		if got := m.present(ctx); got != want || chainExists(m) != want {
+			t.Fatalf("%s: jump present %v, chain exists %v; want %v", when, got, chainExists(m), want)
+		}
+	}
+	lease(t, a, "10.231.77.2", false)
+	must(m.ensure(ctx, a))
+	lease(t, b, "10.231.77.3", false)
+	must(m.ensure(ctx, b))
+	expect(true, "two pods up")
+	lease(t, a, "10.231.77.2", true)
+	must(m.release(ctx, a))
+	expect(true, "after the gc of the pod of "+a+", while one holds a lease in "+b)
+	if dirs, _ := m.readDirs(); len(dirs) != 1 || dirs[0] != b {
+		t.Errorf("lease directories keeping the chain: %q, want [%s]", dirs, b)
+	}
+	lease(t, b, "10.231.77.3", true)
+	must(m.release(ctx, b))
+	expect(false, "after the gc of the last pod")
+	if _, err := os.Stat(m.dirsPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("list of lease directories left: %v", err)
+	}
+	// Twice: nothing to remove, no error.
+	must(m.release(ctx, b))
+
+	// Only the jump deleted by someone: made whole again, then removed.
+	lease(t, a, "10.231.77.4", false)
+	must(m.ensure(ctx, a))
+	run(t, append([]string{"iptables", "-w", "-t", "nat", "-D", "POSTROUTING"}, m.jump()...)...)
+	must(m.ensure(ctx, a))
+	expect(true, "after the jump was deleted behind our back")
+	run(t, append([]string{"iptables", "-w", "-t", "nat", "-D", "POSTROUTING"}, m.jump()...)...)
+	lease(t, a, "10.231.77.4", true)
+	must(m.release(ctx, a))
+	expect(false, "after the gc of a pod whose jump was deleted")
+}
+
+// TestSharedMasqueradeSetupTeardownRace: pods starting (lease, then the
+// chain made sure of, as Setup does) and pods collected (lease freed, then
+// the chain released, as Teardown does) at the same moment always leave
+// the chain there exactly when a lease is left.
+func TestSharedMasqueradeSetupTeardownRace(t *testing.T) {
+	m, a := testMasq(t)
+	b := filepath.Join(filepath.Dir(a), "..", "ipam-b", "default")
+	ctx := context.Background()
+	var held []string // "dir ip"
+	next := 2
+	emptied := 0
+	for round := 0; round < 60; round++ {
+		// Each round collects up to two pods and starts up to two, all
+		// at once; every third round only collects, so that the last
+		// lease goes while others come often.
+		var up, down []string
+		nDown := min(len(held), 1+round%2)
+		if round%3 == 2 {
+			nDown = len(held)
+		}
+		down, held = held[:nDown], held[nDown:]
+		if round%3 != 2 {
+			for i := 0; i < 1+round%2; i++ {
+				dir := a
+				if (round+i)%4 == 3 {
+					dir = b
+				}
+				up = append(up, dir+" 10.231.77."+strconv.Itoa(next))
+				next = next%250 + 2
+			}
+		}
+		start := make(chan struct{})
+		errs := make(chan error, len(up)+len(down))
+		for _, p := range up {
+			dir, ip, _ := strings.Cut(p, " ")
+			go func() {
+				<-start
+				lease(t, dir, ip, false)
+				errs <- m.ensure(ctx, dir)
+			}()
+		}
+		for _, p := range down {
+			dir, ip, _ := strings.Cut(p, " ")
+			go func() {
+				<-start
+				lease(t, dir, ip, true)
+				errs <- m.release(ctx, dir)
+			}()
+		}
+		close(start)
+		for range len(up) + len(down) {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		held = append(held, up...)
+		leased := hasLeases(a) || hasLeases(b)
+		if leased != (len(held) > 0) {
+			t.Fatalf("round %d: test lost track of its leases", round)
+		}
+		if m.present(ctx) != leased || chainExists(m) != leased {
+			t.Fatalf("round %d (%d started, %d collected, %d left): jump present %v, chain exists %v, want %v",
+				round, len(up), len(down), len(held), m.present(ctx), chainExists(m), leased)
+		}
+		if !leased {
+			emptied++
+		}
+	}
+	if emptied == 0 {
+		t.Fatal("no round left the network without pods")
 	}
 }

@@ -362,9 +362,13 @@ func netOneLine(r result) bool {
 
 // hostNetState is what pods may change on the host and must give back:
 // interfaces, pinned namespaces, iptables rules (without counters, and
-// without the chains made once and shared by all pods: portmap's
-// top-level ones and the default network's masquerade), and the leases of
-// the built-in networks with the container each holds.
+// without the top-level chains portmap makes once and shares), and the
+// leases of the built-in networks with the container each holds. The
+// default network's masquerade chain is in, as it lives only while some
+// pod holds a lease of the network; so are the leases in the other
+// directories that keep it (unit tests' and the bench's), read before and
+// after the rules, so that a lease taken or freed meanwhile is seen beside
+// the chain it explains.
 func hostNetState(t *testing.T) map[string]bool {
 	t.Helper()
 	st := map[string]bool{}
@@ -375,12 +379,12 @@ func hostNetState(t *testing.T) map[string]bool {
 	for _, n := range ns {
 		st["netns "+n.Name()] = true
 	}
+	netLeases(st)
 	for _, table := range []string{"nat", "filter"} {
 		s := bufio.NewScanner(strings.NewReader(hostRun(t, "iptables-save", "-t", table)))
 		for s.Scan() {
 			l := s.Text()
-			if strings.HasPrefix(l, "#") || strings.HasPrefix(l, "*") || l == "COMMIT" || strings.Contains(l, "CNI-HOSTPORT-") ||
-				strings.Contains(l, "RKT-MASQ-DEFAULT") {
+			if strings.HasPrefix(l, "#") || strings.HasPrefix(l, "*") || l == "COMMIT" || strings.Contains(l, "CNI-HOSTPORT-") {
 				continue
 			}
 			if strings.HasPrefix(l, ":") {
@@ -389,18 +393,46 @@ func hostNetState(t *testing.T) map[string]bool {
 			st["iptables "+table+" "+l] = true
 		}
 	}
-	for _, n := range []string{"default", "default-restricted"} {
-		dir := filepath.Join("/var/lib/cni/networks", n)
+	netLeases(st)
+	return st
+}
+
+// netMasqDirs lists the lease directories keeping the default network's
+// masquerade, as stage1/network records them.
+const netMasqDirs = "/run/rkt/masq-default.dirs"
+
+// netLeases adds the leases of the built-in networks to st, as "lease
+// default/IP HOLDER" (those in other directories keeping the masquerade
+// by their full path).
+func netLeases(st map[string]bool) {
+	dirs := map[string]string{"/var/lib/cni/networks/default": "default",
+		"/var/lib/cni/networks/default-restricted": "default-restricted"}
+	if b, err := os.ReadFile(netMasqDirs); err == nil {
+		for _, d := range strings.Fields(string(b)) {
+			if dirs[d] == "" {
+				dirs[d] = d
+			}
+		}
+	}
+	for dir, label := range dirs {
 		leases, _ := os.ReadDir(dir)
 		for _, l := range leases {
 			if l.Name() != "lock" && !strings.HasPrefix(l.Name(), "last_reserved_ip") {
 				holder, _ := os.ReadFile(filepath.Join(dir, l.Name()))
 				id, _, _ := strings.Cut(string(holder), "\r")
-				st["lease "+n+"/"+l.Name()+" "+strings.TrimSpace(id)] = true
+				st["lease "+label+"/"+l.Name()+" "+strings.TrimSpace(id)] = true
 			}
 		}
 	}
-	return st
+}
+
+// netMasqLine says whether a state line is the default network's
+// masquerade; netDefaultLease whether it is a lease of that network.
+func netMasqLine(l string) bool { return strings.Contains(l, "RKT-MASQ-DEFAULT") }
+
+func netDefaultLease(l string) bool {
+	path, _, _ := strings.Cut(strings.TrimPrefix(l, "lease "), " ")
+	return strings.HasPrefix(l, "lease ") && filepath.Base(filepath.Dir(path)) == "default"
 }
 
 func netWaitNoneRunning(t *testing.T, e *env) {
@@ -461,9 +493,29 @@ func expectNothingLeft(t *testing.T, before, after map[string]bool, ours []strin
 		}
 	}
 	var leaks, unattributed []string
+	// The default network's masquerade may only outlive gc for a lease
+	// that another pod holds.
+	var masq []string
+	othersOnDefault := false
+	for l := range after {
+		if netMasqLine(l) {
+			masq = append(masq, l)
+		}
+		if netDefaultLease(l) {
+			holder := ""
+			if ids := podIDPattern.FindAllString(l, -1); len(ids) > 0 {
+				holder = ids[len(ids)-1]
+			}
+			othersOnDefault = othersOnDefault || !mine[holder]
+		}
+	}
+	if len(masq) > 0 && !othersOnDefault {
+		sort.Strings(masq)
+		t.Errorf("the default network's masquerade is left with no lease of the network held:\n%s", strings.Join(masq, "\n"))
+	}
 	foreign := false
 	for l := range after {
-		if before[l] {
+		if before[l] || netMasqLine(l) {
 			continue
 		}
 		ids := podIDPattern.FindAllString(l, -1)
@@ -484,7 +536,8 @@ func expectNothingLeft(t *testing.T, before, after map[string]bool, ours []strin
 		}
 	}
 	for l := range before {
-		if !after[l] {
+		// The masquerade going with the last lease is no one else's doing.
+		if !after[l] && !netMasqLine(l) {
 			foreign = true
 		}
 	}
@@ -558,6 +611,12 @@ func TestNetKilledPodCleanedByGC(t *testing.T) {
 	}
 	if ip := st.Networks[0].IP; !killed["lease default/"+ip+" "+p.UUID] {
 		t.Errorf("no lease of %s for the killed pod before gc", ip)
+	}
+	// Its lease keeps the network's masquerade, which gc takes away with
+	// it unless another pod holds one too.
+	if !killed["iptables nat -A POSTROUTING -s 172.16.28.0/24 -m comment --comment \"rkt: masquerade the default network\" -j RKT-MASQ-DEFAULT"] ||
+		!killed["iptables nat -A RKT-MASQ-DEFAULT -j MASQUERADE"] {
+		t.Errorf("no masquerade of the default network while the killed pod holds a lease")
 	}
 	e.MustRun("gc", "--grace-period=0s")
 	expectNothingLeft(t, before, hostNetState(t), []string{p.UUID})

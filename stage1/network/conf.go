@@ -39,7 +39,8 @@ type netConf struct {
 	source string
 	raw    map[string]any
 	// masq, if set, is the masquerade shared by the network's pods,
-	// which Setup makes sure of beside the plugins.
+	// which Setup makes sure of once the plugins have leased the pod its
+	// address, and Teardown releases once the lease is freed.
 	masq *sharedMasq
 }
 

@@ -39,6 +39,9 @@ type ImportOptions struct {
 	Remote *Remote
 	// Latest marks an image fetched by name without a version.
 	Latest bool
+	// Progress, when set, gets a copy of every byte ImportFile reads
+	// (not of a file it finds already imported).
+	Progress io.Writer
 }
 
 // maxManifestSize bounds how much of a "manifest" entry is read.
@@ -129,7 +132,11 @@ func (s *Store) ImportFile(ctx context.Context, p string, opts ImportOptions) (I
 	if opts.SourceURL == "" {
 		opts.SourceURL = abs
 	}
-	info, err := s.importStream(ctx, f, opts, fk)
+	var r io.Reader = f
+	if opts.Progress != nil {
+		r = io.TeeReader(f, opts.Progress)
+	}
+	info, err := s.importStream(ctx, r, opts, fk)
 	if err != nil {
 		return info, fmt.Errorf("import %s: %w", p, err)
 	}

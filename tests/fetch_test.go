@@ -407,6 +407,35 @@ func TestFetchRedirectsAndProgress(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, "Downloading") || !strings.Contains(r.Stdout, "sha512-") {
 		t.Fatalf("fetch on a terminal: %s", r)
 	}
+
+	// A local image shows its import, signed or not; one already in the
+	// store shows nothing.
+	aci4 := ftImage{name: "127.0.0.1/local/big", version: "1", files: map[string][]byte{"p": payload[:1<<20]}}.build(t)
+	local := filepath.Join(t.TempDir(), "big.aci")
+	if err := os.WriteFile(local, aci4, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(local+".asc", k.sign(aci4), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	onTerminal := func(args ...string) result {
+		t.Helper()
+		cmd := e.Cmd(args...)
+		sc := e.Cmd()
+		sc.Path, sc.Args = "/usr/bin/script", []string{"script", "-qec", strings.Join(append([]string{rktBin()}, cmd.Args[1:]...), " "), "/dev/null"}
+		return e.RunCmd(sc)
+	}
+	for i, args := range [][]string{{"fetch", local}, {"fetch", "--insecure-options=image", local}} {
+		if i == 1 {
+			e.MustRun("image", "rm", "127.0.0.1/local/big:1")
+		}
+		if r := onTerminal(args...); r.Code != 0 || !strings.Contains(r.Stdout, "Importing big.aci") || !strings.Contains(r.Stdout, "1.0 MiB") {
+			t.Fatalf("%v on a terminal: %s", args, r)
+		}
+	}
+	if r := onTerminal("fetch", "--insecure-options=image", local); r.Code != 0 || strings.Contains(r.Stdout, "Importing") {
+		t.Fatalf("fetch of a stored local image on a terminal: %s", r)
+	}
 }
 
 // TestFetchDiscoveryPlainHTTP: discovery over plain HTTP needs

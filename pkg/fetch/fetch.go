@@ -214,7 +214,15 @@ func (f *Fetcher) fetchFile(ctx context.Context, p string) (string, error) {
 		return "", err
 	}
 	if f.cfg.InsecureSkipVerify {
-		info, err := f.cfg.Store.ImportFile(ctx, abs, store.ImportOptions{SourceURL: abs})
+		opts := store.ImportOptions{SourceURL: abs}
+		if f.cfg.Progress != nil {
+			if st, err := os.Stat(abs); err == nil {
+				p := f.importProgress(p, st.Size())
+				defer p.done()
+				opts.Progress = p
+			}
+		}
+		info, err := f.cfg.Store.ImportFile(ctx, abs, opts)
 		if err != nil {
 			return "", err
 		}
@@ -236,11 +244,26 @@ func (f *Fetcher) fetchFile(ctx context.Context, p string) (string, error) {
 		return "", fmt.Errorf("open image: %w", err)
 	}
 	defer file.Close()
-	info, err := f.importChecked(ctx, file, sig, "", store.ImportOptions{SourceURL: abs})
+	var r io.Reader = file
+	if f.cfg.Progress != nil {
+		if st, err := file.Stat(); err == nil {
+			p := f.importProgress(p, st.Size())
+			defer p.done()
+			r = io.TeeReader(file, p)
+		}
+	}
+	info, err := f.importChecked(ctx, r, sig, "", store.ImportOptions{SourceURL: abs})
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", p, err)
 	}
 	return f.afterImport(ctx, info)
+}
+
+// importProgress is the progress line of a local image of size bytes.
+func (f *Fetcher) importProgress(path string, size int64) *progress {
+	p := newProgress(f.cfg.Progress, filepath.Base(path), size)
+	p.verb = "Importing"
+	return p
 }
 
 // importChecked streams r into the store through a signature check; see

@@ -10,6 +10,8 @@ import (
 // progress draws one self-overwriting line on a terminal. The CLI passes a
 // writer only when stderr is a TTY, so logs and pipes never see it.
 type progress struct {
+	// verb says what moves the bytes: "Downloading", "Importing".
+	verb  string
 	w     io.Writer
 	label string
 	total int64
@@ -22,7 +24,7 @@ func newProgress(w io.Writer, label string, total int64) *progress {
 	if len(label) > 40 {
 		label = "..." + label[len(label)-37:]
 	}
-	return &progress{w: w, label: label, total: total, start: time.Now()}
+	return &progress{verb: "Downloading", w: w, label: label, total: total, start: time.Now()}
 }
 
 func (p *progress) Write(b []byte) (int, error) {
@@ -41,14 +43,18 @@ func (p *progress) draw() {
 		if fill > width {
 			fill = width
 		}
-		fmt.Fprintf(p.w, "\rDownloading %s: [%s%s] %s / %s ", p.label,
+		fmt.Fprintf(p.w, "\r%s %s: [%s%s] %s / %s ", p.verb, p.label,
 			strings.Repeat("=", fill), strings.Repeat(" ", width-fill), size(p.n), size(p.total))
 		return
 	}
-	fmt.Fprintf(p.w, "\rDownloading %s: %s ", p.label, size(p.n))
+	fmt.Fprintf(p.w, "\r%s %s: %s ", p.verb, p.label, size(p.n))
 }
 
 func (p *progress) done() {
+	if p.n == 0 {
+		// Nothing was read (a local image already in the store).
+		return
+	}
 	p.draw()
 	fmt.Fprintln(p.w)
 }

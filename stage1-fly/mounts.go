@@ -112,16 +112,96 @@ func mountVolume(podDir, rootfs string, vol *types.Volume, path string, readOnly
 		return fmt.Errorf("bind %s: %w", src, err)
 	}
 	if readOnly {
-		var sfs unix.Statfs_t
-		if err := unix.Statfs(target, &sfs); err != nil {
-			return err
-		}
-		keep := uintptr(sfs.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
-		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|keep, ""); err != nil {
-			return fmt.Errorf("remount read-only: %w", err)
-		}
+		return remountReadOnly(target, recursive)
 	}
 	return nil
+}
+
+// remountReadOnly makes the bind at target read-only and, for a recursive
+// bind, every mount below it too: a remount changes one mount only, so a
+// host submount (a tmpfs under the volume's source) would stay writable.
+func remountReadOnly(target string, recursive bool) error {
+	if recursive {
+		err := unix.MountSetattr(unix.AT_FDCWD, target, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.ENOSYS) {
+			return fmt.Errorf("make %s read-only: %w", target, err)
+		}
+		// Before Linux 5.12: remount each mount of the tree, top first.
+		subs, err := mountsBelow(target)
+		if err != nil {
+			return err
+		}
+		for _, m := range subs {
+			if err := remountOne(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return remountOne(target)
+}
+
+func remountOne(target string) error {
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(target, &sfs); err != nil {
+		return err
+	}
+	keep := uintptr(sfs.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
+	if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|keep, ""); err != nil {
+		return fmt.Errorf("remount %s read-only: %w", target, err)
+	}
+	return nil
+}
+
+// mountsBelow lists the mount points at or under dir, in mount order.
+func mountsBelow(dir string) ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMountPath(f[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out, nil
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			ok := true
+			for _, c := range s[i+1 : i+4] {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + byte(c-'0')
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 func makeFile(target string) error {

@@ -32,9 +32,14 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // stay as the pod's supervisor: the lock is held while we live, and we
 // exit with the app's status.
 func run(args []string) int {
-	_, pos := splitFlags(args)
+	flags, pos := splitFlags(args)
 	if len(pos) != 1 {
 		return fail("run: want one pod UUID, got %q", pos)
+	}
+	// Ignoring it would run the app as the host's root where a user
+	// namespace was asked for.
+	if _, ok := flags["private-users"]; ok {
+		return fail("run: --private-users: the fly stage1 has no user namespace; use the default stage1")
 	}
 	// The app must not inherit the lock: the pod is running exactly as
 	// long as this supervisor lives.

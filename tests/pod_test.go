@@ -257,6 +257,25 @@ func TestPodStage1Selection(t *testing.T) {
 			t.Errorf("%s: %s", sel, r)
 		}
 	}
+	// By hash, full and as rkt's short form (the first 32 hex digits).
+	var imgs []struct{ ID, Name string }
+	if err := json.Unmarshal([]byte(e.MustRun("image", "list", "--format=json")), &imgs); err != nil {
+		t.Fatal(err)
+	}
+	byHash := 0
+	for _, im := range imgs {
+		if strings.HasPrefix(im.Name, "rktng.io/rkt/stage1-fly") {
+			byHash++
+			for _, h := range []string{im.ID, im.ID[:len("sha512-")+32]} {
+				if r := e.Run("run", "--stage1-hash="+h, inspectName, "--", "-exit=5"); r.Code != 5 {
+					t.Errorf("--stage1-hash=%s: %s", h, r)
+				}
+			}
+		}
+	}
+	if byHash != 1 {
+		t.Errorf("image list shows %d fly stage1 images, want 1: %v", byHash, imgs)
+	}
 	if r := e.Run("run", "--stage1-hash=sha512-0000", inspectName); r.Code != 254 || !strings.Contains(r.Stderr, "stage1") {
 		t.Errorf("unknown --stage1-hash: %s", r)
 	}

@@ -413,6 +413,14 @@ func makeMountTarget(path string, dir bool) error {
 		if st.Mode()&os.ModeSymlink != 0 {
 			return fmt.Errorf("%s is a symlink", path)
 		}
+		// systemd would fail the bind when setting up the app's
+		// namespace, where nothing reports it and the pod waits forever.
+		if st.IsDir() && !dir {
+			return errors.New("the image has a directory there and the volume is a file")
+		}
+		if !st.IsDir() && dir {
+			return errors.New("the image has a file there and the volume is a directory")
+		}
 		return nil
 	}
 	if dir {

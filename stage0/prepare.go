@@ -132,6 +132,9 @@ func Prepare(ctx context.Context, cfg PrepareConfig, target pod.State) (*Pod, er
 	if _, err := InterfaceVersion(cfg.Stage1.Manifest); err != nil {
 		return nil, err
 	}
+	if err := checkPrivateUsers(cfg.RuntimeConfig.PrivateUsers); err != nil {
+		return nil, err
+	}
 	pm, err := buildManifest(cfg)
 	if err != nil {
 		return nil, err
@@ -812,4 +815,22 @@ func statesDirs(dataDir string) []string {
 		ds = append(ds, pod.StateDir(dataDir, s))
 	}
 	return ds
+}
+
+// checkPrivateUsers refuses a --private-users value before a pod exists:
+// nspawn would reject it only after the pod booted halfway.
+func checkPrivateUsers(v string) error {
+	if v == "" || v == "auto" {
+		return nil
+	}
+	uid, count, hasCount := strings.Cut(v, ":")
+	if _, err := strconv.ParseUint(uid, 10, 32); err != nil {
+		return fmt.Errorf("--private-users=%s: want auto or UID[:COUNT]", v)
+	}
+	if hasCount {
+		if n, err := strconv.ParseUint(count, 10, 32); err != nil || n == 0 {
+			return fmt.Errorf("--private-users=%s: want auto or UID[:COUNT]", v)
+		}
+	}
+	return nil
 }

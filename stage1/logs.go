@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 )
 
 // LogsConfig is `rkt logs`: which pod and apps, and how.
@@ -40,6 +41,16 @@ var ErrNoJournal = errors.New("pod has no journal")
 func Logs(ctx context.Context, c LogsConfig, stdout, stderr io.Writer) error {
 	dir := filepath.Join(c.JournalRoot, "var", "log", "journal")
 	ents, err := os.ReadDir(dir)
+	// A pod that has just started may not have its journal yet: journald
+	// starts beside the apps. Following waits for it a while.
+	for wait := 0; c.Follow && (err != nil || len(ents) == 0) && wait < 200; wait++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		ents, err = os.ReadDir(dir)
+	}
 	if err != nil || len(ents) == 0 {
 		return ErrNoJournal
 	}

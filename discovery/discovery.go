@@ -198,3 +198,40 @@ func DiscoverKeys(ctx context.Context, cfg Config, prefix string) ([]string, err
 	}
 	return keys, nil
 }
+
+// SimpleEndpoints renders the simple discovery URLs of appc spec versions
+// before 0.8 (https://{name}-{version}-{os}-{arch}.{ext}): the places an
+// image can be fetched from without any discovery page. The version is
+// "latest" when labels name none, as in meta discovery. With InsecureHTTP
+// a plain-HTTP endpoint follows the HTTPS one. The caller must still check
+// that the image exists there: rendering makes no request.
+func SimpleEndpoints(cfg Config, name string, labels map[string]string) ([]Endpoint, error) {
+	if _, err := types.NewACIdentifier(name); err != nil {
+		return nil, fmt.Errorf("image name %q: %v", name, err)
+	}
+	version := labels["version"]
+	if version == "" {
+		version = "latest"
+	}
+	for _, k := range []string{"os", "arch"} {
+		if labels[k] == "" {
+			return nil, fmt.Errorf("simple discovery of %s: no %s label", name, k)
+		}
+	}
+	if cfg.Port != 0 {
+		// The port goes after the host, the name's first element.
+		host, path, _ := strings.Cut(name, "/")
+		name = host + ":" + strconv.FormatUint(uint64(cfg.Port), 10) + strings.TrimSuffix("/"+path, "/")
+	}
+	tail := fmt.Sprintf("%s-%s-%s-%s.aci", name, version, labels["os"], labels["arch"])
+	schemes := []string{"https"}
+	if cfg.InsecureHTTP {
+		schemes = append(schemes, "http")
+	}
+	var out []Endpoint
+	for _, s := range schemes {
+		u := s + "://" + tail
+		out = append(out, Endpoint{ACI: u, ASC: u + ".asc"})
+	}
+	return out, nil
+}

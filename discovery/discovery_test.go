@@ -64,3 +64,36 @@ func TestDiscoverWalk(t *testing.T) {
 		t.Fatalf("untrusted certificate accepted: %v", err)
 	}
 }
+
+func TestSimpleEndpoints(t *testing.T) {
+	labels := map[string]string{"version": "1.0.0", "os": "linux", "arch": "amd64"}
+	eps, err := SimpleEndpoints(Config{}, "example.com/reduce-worker", labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "https://example.com/reduce-worker-1.0.0-linux-amd64.aci"
+	if len(eps) != 1 || eps[0].ACI != want || eps[0].ASC != want+".asc" {
+		t.Fatalf("got %+v, want one endpoint %s", eps, want)
+	}
+
+	eps, err = SimpleEndpoints(Config{Port: 8443, InsecureHTTP: true}, "127.0.0.1/org/app", DefaultLabels(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eps) != 2 {
+		t.Fatalf("with InsecureHTTP: got %+v, want https then http", eps)
+	}
+	for i, scheme := range []string{"https", "http"} {
+		want := scheme + "://127.0.0.1:8443/org/app-latest-linux-amd64.aci"
+		if eps[i].ACI != want {
+			t.Errorf("endpoint %d: %s, want %s", i, eps[i].ACI, want)
+		}
+	}
+
+	if _, err := SimpleEndpoints(Config{}, "Not A Name", labels); err == nil {
+		t.Error("an invalid name rendered")
+	}
+	if _, err := SimpleEndpoints(Config{}, "example.com/app", map[string]string{"version": "1"}); err == nil {
+		t.Error("rendered without os and arch")
+	}
+}

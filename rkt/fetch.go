@@ -33,10 +33,12 @@ func newFetchCommand() *cobra.Command {
 		Long: `Fetch images into the store and print each image's ID on stdout.
 
 IMAGE is a file path, an https:// (or, with --insecure-options=http, http://)
-URL, an appc name ("example.com/app:1.0,os=linux", found by meta discovery),
-or a docker:// or oci: reference. Images must carry a detached signature
-(IMAGE.asc, or --signature) by a key trusted for their name (see rkt trust)
-unless --insecure-options=image is given.
+URL, an appc name ("example.com/app:1.0,os=linux", found by meta discovery,
+or where no discovery page has a template for it at appc's simple discovery
+URL https://NAME-VERSION-OS-ARCH.aci), or a docker:// or oci: reference.
+Images must carry a detached signature (IMAGE.asc, or --signature) by a key
+trusted for their name (see rkt trust) unless --insecure-options=image is
+given.
 
 Discovery uses the standard HTTPS port; set RKT_DISCOVERY_PORT to send
 discovery requests to another port (for tests).`,

@@ -246,9 +246,12 @@ func (s *ftServer) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cut := 0
-	if r.Header.Get("Range") != "" {
+	switch {
+	case r.Method == http.MethodHead:
+		// A probe (simple discovery) is not a download.
+	case r.Header.Get("Range") != "":
 		s.ranges[r.URL.Path]++
-	} else {
+	default:
 		s.gets[r.URL.Path]++
 		cut = f.cutAt
 		f.cutAt = 0

@@ -352,7 +352,11 @@ func (f *Fetcher) fetchName(ctx context.Context, name types.ACIdentifier, labels
 	for _, l := range labels {
 		lm[l.Name.String()] = l.Value
 	}
-	eps, err := discovery.DiscoverImage(ctx, f.discoveryConfig(), name.String(), discovery.DefaultLabels(lm))
+	lm = discovery.DefaultLabels(lm)
+	eps, err := discovery.DiscoverImage(ctx, f.discoveryConfig(), name.String(), lm)
+	if errors.Is(err, discovery.ErrNotFound) {
+		eps, err = f.simpleDiscovery(ctx, name, lm, err)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -369,6 +373,31 @@ func (f *Fetcher) fetchName(ctx context.Context, name types.ACIdentifier, labels
 		errs = append(errs, err.Error())
 	}
 	return "", fmt.Errorf("%s: every discovered location failed: %s", name, strings.Join(errs, "; "))
+}
+
+// simpleDiscovery is the fallback when meta discovery found no template
+// (metaErr): the image at appc's old simple discovery URL, if it is there.
+func (f *Fetcher) simpleDiscovery(ctx context.Context, name types.ACIdentifier, labels map[string]string, metaErr error) ([]discovery.Endpoint, error) {
+	cands, err := discovery.SimpleEndpoints(f.discoveryConfig(), name.String(), labels)
+	if err != nil {
+		return nil, fmt.Errorf("%w; %v", metaErr, err)
+	}
+	var tried []string
+	for _, ep := range cands {
+		found, err := f.exists(ctx, ep.ACI)
+		if err == nil && found {
+			f.debugf("%s: no discovery template; found by simple discovery at %s", name, ep.ACI)
+			return []discovery.Endpoint{ep}, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err == nil {
+			err = errors.New("not found")
+		}
+		tried = append(tried, fmt.Sprintf("%s: %v", ep.ACI, err))
+	}
+	return nil, fmt.Errorf("%w; simple discovery: %s", metaErr, strings.Join(tried, "; "))
 }
 
 func isRefusal(err error) bool {

@@ -158,6 +158,29 @@ func (f *Fetcher) getSmall(ctx context.Context, u string) (data []byte, found bo
 	return data, true, nil
 }
 
+// exists asks with HEAD whether u serves something; found is false on 404
+// or 410. Simple discovery uses it so that a name nobody publishes that way
+// is not reported as an unsigned image.
+func (f *Fetcher) exists(ctx context.Context, u string) (found bool, err error) {
+	req, err := f.newRequest(ctx, u)
+	if err != nil {
+		return false, err
+	}
+	req.Method = http.MethodHead
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		return false, nil
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return true, nil
+	}
+	return false, f.statusError(req, resp)
+}
+
 // download is an image response being read. Its body survives dropped
 // connections: on a read error it asks again for the rest with Range (and
 // If-Range, so a changed file is never spliced onto the old one).

@@ -20,6 +20,7 @@ import (
 	"github.com/rktng/rkt/pkg/mds"
 	"github.com/rktng/rkt/pkg/pod"
 	"github.com/rktng/rkt/stage0"
+	"github.com/rktng/rkt/stage1/network"
 	"github.com/rktng/rkt/store"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -224,7 +225,7 @@ func checkPodOptions(o *podOptions, apps []*appConfig) error {
 		if len(o.Volumes) > 0 || len(o.Ports) > 0 {
 			return errors.New("conflicting flags: --pod-manifest already says the pod's volumes and ports; drop --volume and --port")
 		}
-		return nil
+		return checkNetFlags(o)
 	}
 	if len(apps) == 0 {
 		return errors.New("no image given: rkt run IMAGE [app flags] [--- IMAGE ...]")
@@ -261,6 +262,17 @@ func checkNetFlags(o *podOptions) error {
 		if (n == "host" || n == "none") && len(o.Nets) > 1 {
 			return fmt.Errorf("conflicting flags: --net=%s cannot be combined with other networks", n)
 		}
+	}
+	return checkNets(o.Nets)
+}
+
+// checkNets refuses networks the pod could not join (an unknown name, a
+// malformed net.d file) before a pod exists, rather than from stage1 after
+// it has started booting. Without --net the pod joins default, which
+// always exists but may be redefined in net.d.
+func checkNets(nets []string) error {
+	if err := network.CheckNets(globals.LocalConfig, nets); err != nil {
+		return fmt.Errorf("--net: %w", err)
 	}
 	return nil
 }

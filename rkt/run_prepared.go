@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -22,8 +24,18 @@ func init() {
 			Short: "Run a prepared pod",
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
+				// A typo in --net must not cost the prepared pod: checked
+				// before the pod leaves prepared/.
+				if cmd.Flags().Changed("net") {
+					if err := checkNets(nets); err != nil {
+						return err
+					}
+				}
 				st, err := store.Open(globals.Dir)
 				if err != nil {
+					return err
+				}
+				if err := checkPreparedTrees(ctxOrBackground(cmd.Context()), st, args[0]); err != nil {
 					return err
 				}
 				p, err := stage0.OpenPrepared(globals.Dir, args[0])
@@ -74,4 +86,36 @@ func init() {
 		_ = f.MarkHidden("mds-socket")
 		return cmd
 	})
+}
+
+// checkPreparedTrees makes sure the trees a prepared pod will overlay are
+// still what was rendered, as rkt run checks them before use (unless
+// --insecure-options=ondisk): time may have passed since prepare. A pod
+// prepared with --no-overlay holds copies and is not checked. A failure
+// leaves the pod prepared.
+func checkPreparedTrees(ctx context.Context, st *store.Store, uuid string) error {
+	if globals.Insecure.Has(insecureOnDisk) {
+		return nil
+	}
+	pp, err := pod.Open(globals.Dir, uuid)
+	if err != nil || pp.State != pod.Prepared {
+		return nil // OpenPrepared says what is wrong with it
+	}
+	if _, err := os.Stat(filepath.Join(pp.Dir, pod.OverlayPrepared)); err != nil {
+		return nil
+	}
+	cfg, _, err := stage0.RunConfigFor(pp.Dir, treeRoot(st))
+	if err != nil {
+		return err
+	}
+	ids := []string{cfg.Stage1Tree}
+	for _, id := range cfg.AppTreeIDs {
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		if err := st.CheckTree(ctx, id); err != nil {
+			return fmt.Errorf("pod %s: %w", pp.UUID, err)
+		}
+	}
+	return nil
 }

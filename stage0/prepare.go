@@ -86,6 +86,31 @@ const (
 	AnnotationInterfaceVersion = AnnotationPrefix + "interface-version"
 )
 
+// AnnotationMaxApps, on a stage1 image, is the most apps a pod of that
+// stage1 can run (the fly stage1 says 1). It is ours, not rkt's: stage0
+// refuses a larger pod before it exists instead of leaving the stage1 to
+// fail it after the pod has been made.
+const AnnotationMaxApps = "rktng.io/rkt/stage1/max-apps"
+
+// ErrTooManyApps: the pod has more apps than its stage1 can run.
+var ErrTooManyApps = errors.New("too many apps for the stage1")
+
+// checkMaxApps refuses a pod of n apps that stage1 m cannot run.
+func checkMaxApps(m *schema.ImageManifest, n int) error {
+	v, ok := m.Annotations.Get(AnnotationMaxApps)
+	if !ok {
+		return nil
+	}
+	max, err := strconv.Atoi(v)
+	if err != nil || max < 1 {
+		return fmt.Errorf("stage1 %s: bad %s %q", m.Name, AnnotationMaxApps, v)
+	}
+	if n > max {
+		return fmt.Errorf("%w: stage1 %s runs at most %d app(s) per pod, this pod has %d", ErrTooManyApps, m.Name, max, n)
+	}
+	return nil
+}
+
 // Entrypoint returns the path inside the stage1 rootfs of entrypoint name
 // ("run", "enter", "gc", "stop", "app/add", ...).
 func Entrypoint(m *schema.ImageManifest, name string) (string, error) {
@@ -137,6 +162,9 @@ func Prepare(ctx context.Context, cfg PrepareConfig, target pod.State) (*Pod, er
 	}
 	pm, err := buildManifest(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkMaxApps(cfg.Stage1.Manifest, len(pm.Apps)); err != nil {
 		return nil, err
 	}
 	if err := isolators.Validate(pm); err != nil {

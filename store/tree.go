@@ -680,6 +680,16 @@ func (s *Store) VerifyTree(treeID string) error {
 	return nil
 }
 
+// CheckTree is the check Render makes of an already rendered tree, for a
+// pod prepared earlier that is about to use tree treeID (run-prepared):
+// ErrNotFound if it is gone, ErrTreeCorrupt if its content changed.
+func (s *Store) CheckTree(ctx context.Context, treeID string) error {
+	if !validTreeID(treeID) || !rendered(s.treePath(treeID)) {
+		return fmt.Errorf("check tree %q: %w", treeID, ErrNotFound)
+	}
+	return s.checkTree(ctx, treeID)
+}
+
 // checkTree makes sure a rendered tree is still what was rendered before
 // a pod uses it. The cheap part always runs: the tree's stat fingerprint
 // (every entry's inode, owner, mode, size, mtime and ctime) against the

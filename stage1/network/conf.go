@@ -359,3 +359,26 @@ func resolveNets(reqs []netRequest, user []*netConf) ([]*netConf, []string, erro
 	}
 	return confs, args, nil
 }
+
+// CheckNets tells, without touching the host, whether Setup could resolve
+// nets (RuntimeConfig.Nets): the arguments parse, every name is built in
+// or configured in localConfig/net.d, and every net.d file is well formed.
+// stage0 calls it so that a typo fails before a pod exists.
+func CheckNets(localConfig string, nets []string) error {
+	reqs, err := parseNets(nets)
+	if err != nil {
+		return err
+	}
+	if reqs[0].name == NetHost || reqs[0].name == NetNone {
+		return nil
+	}
+	dir := filepath.Join(localConfig, "net.d")
+	user, err := loadUserConfs(dir)
+	if err != nil {
+		return err
+	}
+	if _, _, err := resolveNets(reqs, user); err != nil {
+		return fmt.Errorf("%w, networks are looked for in %s", err, dir)
+	}
+	return nil
+}

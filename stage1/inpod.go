@@ -21,12 +21,8 @@ import (
 
 // The modes below run inside the pod, started by its systemd.
 
-// teeName is the argv[0] of the launcher's output tee; teeDetach the
-// intermediate process that starts it detached from the app.
-const (
-	teeName   = "iotee"
-	teeDetach = "--detach"
-)
+// teeName is the argv[0] of the launcher's output tee.
+const teeName = "iotee"
 
 // Launch is the launcher mode (`/appexec CONFIG`), every app's ExecStart
 // and every event handler's. With RKT_IOMUX set it first puts a detached
@@ -42,16 +38,41 @@ func Launch(args []string) int {
 				fmt.Fprintf(os.Stderr, "appexec: output relay of %s: %v\n", app, err)
 			}
 		}
+		stdin := os.Getenv(stdinEnv)
+		os.Unsetenv(stdinEnv)
 		// The app's own config (not an event handler's): record the PID,
 		// which the app keeps across exec, for `rkt enter`.
 		if base := strings.TrimSuffix(filepath.Base(args[0]), ".json"); !strings.Contains(base, ".") {
 			_ = writeFile(filepath.Join(pidsDir, base), strconv.Itoa(os.Getpid()))
+			if stdin != "" {
+				if err := openStdin(stdin); err != nil {
+					fmt.Fprintf(os.Stderr, "appexec: input of %s: %v\n", base, err)
+					return appexec.ExitLaunchFailed
+				}
+			}
 		}
 	}
 	if len(args) == 1 && inUserNS() {
 		return launchInUserNS(args[0])
 	}
 	return appexec.Main(args, os.Stderr)
+}
+
+// stdinEnv names the FIFO an app reads its input from (see preparePod). The
+// launcher opens it, not systemd: StandardInput= would apply to the
+// unit's ExecStopPost commands too, whose open of the FIFO would wait
+// forever for a writer that is gone.
+const stdinEnv = "RKT_STDIN"
+
+// openStdin makes the FIFO at path this process's standard input. The
+// open waits for the run entrypoint to open the other end.
+func openStdin(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Dup3(int(f.Fd()), 0, 0)
 }
 
 // inUserNS says whether the pod runs in a user namespace of its own
@@ -117,15 +138,21 @@ func startTee(dir, app string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, teeDetach, dir, app)
+	cmd := exec.Command(self, dir, app)
 	cmd.Args[0] = teeName
 	cmd.ExtraFiles = []*os.File{outR, errR, readyW}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	err = cmd.Run()
+	// The tee is the launcher's sibling, a child of the pod's systemd,
+	// not of the app: an app that reaps every child would otherwise wait
+	// for it. CLONE_PARENT does that in one process start, where an
+	// intermediate process that starts the tee and exits took two.
+	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true, Cloneflags: unix.CLONE_PARENT}
+	err = cmd.Start()
 	readyW.Close()
 	if err != nil {
 		return err
 	}
+	_ = cmd.Process.Release()
 	// The app may exit at once, and systemd then sends SIGTERM to what
 	// is left of the unit: wait until the tee ignores it.
 	if _, err := readyR.Read(make([]byte, 1)); err != nil {
@@ -145,27 +172,10 @@ func startTee(dir, app string) error {
 }
 
 // Tee is the tee mode: fd 3 is the app's stdout, fd 4 its stderr, fd 5
-// is closed with a byte once SIGTERM is ignored; each
-// goes to our own stdout/stderr (the journal) and into the app's FIFO for
-// the run entrypoint. Run with teeDetach first, it starts itself again and
-// returns at once, so that the tee is no child of the app (an app that
-// reaps every child would otherwise wait for it).
+// is closed with a byte once SIGTERM is ignored; each goes to our own
+// stdout/stderr (the journal) and into the app's FIFO for the run
+// entrypoint.
 func Tee(args []string) int {
-	if len(args) == 3 && args[0] == teeDetach {
-		self, err := os.Executable()
-		if err != nil {
-			return 1
-		}
-		cmd := exec.Command(self, args[1:]...)
-		cmd.Args[0] = teeName
-		cmd.ExtraFiles = []*os.File{os.NewFile(3, "stdout"), os.NewFile(4, "stderr"), os.NewFile(5, "ready")}
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
-		if err := cmd.Start(); err != nil {
-			return 1
-		}
-		return 0
-	}
 	if len(args) != 2 {
 		return 2
 	}

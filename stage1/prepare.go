@@ -151,7 +151,11 @@ func makeEmptyVolume(dir string, v *types.Volume) error {
 
 // preparePod writes every per-pod file into the stage1 root: app configs,
 // mount points in the app roots, hosts and resolv.conf, volumes, units.
-func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, hostname, resolvConf string, relay bool, mdsURL string) (*podFiles, error) {
+// The apps' output goes to the run entrypoint too unless they have the
+// console (--interactive on a terminal); with stdinFIFO the pod's one app
+// reads the run entrypoint's stdin through a FIFO (--interactive without a
+// terminal, where a pty would end the pod at the input's end of file).
+func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, hostname, resolvConf string, stdinFIFO bool, mdsURL string) (*podFiles, error) {
 	s1 := pod.Stage1RootfsPath(podDir)
 	for _, d := range []string{appexecDir, iomuxDir, volumesDir, pidsDir, "/rkt/status", unitDir, "/etc/systemd", "/var/log/journal"} {
 		if err := os.MkdirAll(filepath.Join(s1, d), 0o755); err != nil {
@@ -218,8 +222,9 @@ func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, ho
 		names = append(names, name)
 		u, caps, err := prepareApp(ra, appSetup{
 			podDir: podDir, hostRoot: pod.AppRootfsPath(podDir, name), vols: vols, rc: rc,
-			podEnv: podEnv{Hostname: hostname, ResolvConf: resolvConf, MDSURL: mdsURL},
-			relay:  relay && !rc.Interactive,
+			podEnv:    podEnv{Hostname: hostname, ResolvConf: resolvConf, MDSURL: mdsURL},
+			relay:     !rc.Interactive,
+			stdinFIFO: stdinFIFO,
 		})
 		if err != nil {
 			return nil, err
@@ -285,7 +290,13 @@ type appSetup struct {
 	podEnv
 	// relay sends the app's output to the run entrypoint too.
 	relay bool
+	// stdinFIFO gives the app its input from the run entrypoint, through
+	// the FIFO /rkt/iomux/APP.stdin.
+	stdinFIFO bool
 }
+
+// stdinFIFOPath is the app's input FIFO, relative to the stage1 root.
+func stdinFIFOPath(app string) string { return filepath.Join(iomuxDir, app+".stdin") }
 
 // prepareApp writes one app's files into the stage1 root: its launcher
 // configs, mount points and /etc files in its root, output FIFOs and its
@@ -389,6 +400,14 @@ func prepareApp(ra *schema.RuntimeApp, s appSetup) (*appUnit, []string, error) {
 			if err := unix.Mkfifo(p, 0o600); err != nil {
 				return nil, nil, fmt.Errorf("app %s: output fifo: %w", name, err)
 			}
+		}
+	}
+	if s.stdinFIFO {
+		u.StdinFIFO = stdinFIFOPath(name)
+		p := filepath.Join(s1, u.StdinFIFO)
+		_ = os.Remove(p)
+		if err := unix.Mkfifo(p, 0o600); err != nil {
+			return nil, nil, fmt.Errorf("app %s: input fifo: %w", name, err)
 		}
 	}
 	if err := writeFile(filepath.Join(s1, unitDir, serviceName(name)), u.unitText()); err != nil {

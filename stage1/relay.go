@@ -139,3 +139,24 @@ func (r *relay) abort() {
 		f.Close()
 	}
 }
+
+// feedStdin copies in to the app's input FIFO and closes it, so that the
+// app sees end of file where rkt run's stdin ends. Opening blocks until
+// the app's service opens its end; if the app never does, the pod's end
+// ends this process, and the goroutine with it.
+func feedStdin(fifo string, in io.Reader) {
+	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	// An app that exits before reading everything leaves EPIPE here:
+	// its input is no longer anyone's concern.
+	_, _ = io.Copy(f, in)
+}
+
+// isTerminal says whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -138,6 +138,13 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 	if rc.Interactive && len(pm.Apps) != 1 {
 		return fail("--interactive needs exactly one app, the pod has %d", len(pm.Apps))
 	}
+	stdinFIFO := false
+	if rc.Interactive && !isTerminal(os.Stdin) {
+		// No terminal to give the app: its input comes through a FIFO
+		// and its output through the relay, byte for byte, as without
+		// --interactive.
+		rc.Interactive, stdinFIFO = false, true
+	}
 	hostname := c.Hostname
 	if hostname == "" {
 		hostname = rc.Hostname
@@ -236,7 +243,7 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	pf, err := preparePod(podDir, pm, rc, hostname, resolv, true, mdsURL)
+	pf, err := preparePod(podDir, pm, rc, hostname, resolv, stdinFIFO, mdsURL)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -278,6 +285,9 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 	}
 	started = true
 	trace("nspawn started")
+	if stdinFIFO {
+		go feedStdin(filepath.Join(pod.Stage1RootfsPath(podDir), stdinFIFOPath(pm.Apps[0].Name.String())), os.Stdin)
+	}
 	done := make(chan struct{})
 	podPID := make(chan int, 1)
 	go func() {
@@ -449,7 +459,9 @@ func nspawnArgs(podDir string, c *RunConfig, rc *pod.RuntimeConfig, hostname str
 	}
 	args = append(args, "--", "systemd.show_status=0", "systemd.log_target="+logTarget)
 	if c.Debug {
-		args = append(args, "systemd.log_level=debug", "systemd.log_target=console")
+		// Into the pod's journal (rkt logs, journalctl --file), with
+		// timestamps: a console in pipe mode shows nothing.
+		args = append(args, "systemd.log_level=debug")
 	}
 	return args
 }

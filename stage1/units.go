@@ -52,6 +52,8 @@ type appUnit struct {
 	Interactive bool
 	// Relay says the app's output also goes to the run entrypoint.
 	Relay bool
+	// StdinFIFO, if set, is the FIFO the app reads its input from.
+	StdinFIFO string
 	// StopTimeout is how long the app has between SIGTERM and SIGKILL.
 	StopTimeoutSec int
 	// Properties are extra [Service] lines (resource limits on cgroup v2).
@@ -81,12 +83,17 @@ func (u *appUnit) unitText() string {
 	if u.Relay {
 		fmt.Fprintf(&b, "Environment=RKT_IOMUX=%s\n", iomuxDir)
 	}
+	if u.StdinFIFO != "" {
+		fmt.Fprintf(&b, "Environment=%s=%s\n", stdinEnv, u.StdinFIFO)
+	}
 	fmt.Fprintf(&b, "ExecStart=%s %s\n", launcherPath, cfg)
 	for _, p := range u.PostStop {
 		fmt.Fprintf(&b, "ExecStopPost=-%s %s\n", launcherPath, p)
 	}
 	// Last: record the exit status and end the pod after its last app.
-	fmt.Fprintf(&b, "ExecStopPost=%s %s\n", reaperPath, u.Name)
+	// "+": the reaper needs none of the app's namespacing, and building
+	// the unit's mount namespace again for it cost ~15 ms per pod end.
+	fmt.Fprintf(&b, "ExecStopPost=+%s %s\n", reaperPath, u.Name)
 	if u.Interactive {
 		b.WriteString("StandardInput=tty-force\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/console\n")
 	} else {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"syscall"
 	"time"
 )
 
@@ -39,22 +41,22 @@ var ErrNoJournal = errors.New("pod has no journal")
 // libraries, like nspawn), so the host needs no systemd; the journal is
 // systemd's own format, which only systemd's tools read reliably.
 func Logs(ctx context.Context, c LogsConfig, stdout, stderr io.Writer) error {
-	dir := filepath.Join(c.JournalRoot, "var", "log", "journal")
-	ents, err := os.ReadDir(dir)
+	journal := findJournal(filepath.Join(c.JournalRoot, "var", "log", "journal"))
 	// A pod that has just started may not have its journal yet: journald
-	// starts beside the apps. Following waits for it a while.
-	for wait := 0; c.Follow && (err != nil || len(ents) == 0) && wait < 200; wait++ {
+	// starts beside the apps. Following waits for it a while: for the
+	// journal file itself, which journald makes after its directory.
+	for wait := 0; c.Follow && journal == "" && wait < 200; wait++ {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
-		ents, err = os.ReadDir(dir)
+		journal = findJournal(filepath.Join(c.JournalRoot, "var", "log", "journal"))
 	}
-	if err != nil || len(ents) == 0 {
+	if journal == "" {
 		return ErrNoJournal
 	}
-	args := []string{"--no-pager", "--quiet", "--directory=" + filepath.Join(dir, ents[0].Name())}
+	args := []string{"--no-pager", "--quiet", "--directory=" + journal}
 	if c.Prefix {
 		// short: "DATE HOST APP[PID]: line"; the identifier is the app.
 		args = append(args, "--output=short-iso")
@@ -62,7 +64,10 @@ func Logs(ctx context.Context, c LogsConfig, stdout, stderr io.Writer) error {
 		args = append(args, "--output=cat")
 	}
 	if c.Follow {
-		args = append(args, "--follow")
+		// --merge: since systemd 250, --follow alone means --boot too,
+		// which fails on a journal that has no entry yet ("No such boot
+		// ID"); a pod's journal holds one boot anyway.
+		args = append(args, "--follow", "--merge")
 	}
 	if c.Lines > 0 {
 		args = append(args, fmt.Sprintf("--lines=%d", c.Lines))
@@ -79,10 +84,26 @@ func Logs(ctx context.Context, c LogsConfig, stdout, stderr io.Writer) error {
 	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.Env = []string{"SYSTEMD_COLORS=0", "SYSTEMD_PAGER="}
+	// journalctl dies with rkt logs, however rkt logs ends (a --follow
+	// left behind would run forever). The parent-death signal fires when
+	// the thread that started it exits: keep this one until the end.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("journalctl: %w", err)
 	}
 	return nil
+}
+
+// findJournal returns the directory under dir (journald's machine-ID
+// directory) that holds a journal file, or "" if there is none yet.
+func findJournal(dir string) string {
+	files, _ := filepath.Glob(filepath.Join(dir, "*", "*.journal"))
+	if len(files) == 0 {
+		return ""
+	}
+	return filepath.Dir(files[0])
 }
 
 // imageCommand runs usr/bin/NAME of a stage1 root through the root's own

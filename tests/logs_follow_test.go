@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -20,12 +21,26 @@ func TestStage1LogsFollowApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A file, not a buffer: Wait would wait for a copy from the pipe.
+	logsErr, err := os.CreateTemp(e.root, "logs-stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs.Stderr = logsErr
+	stderrText := func() string { b, _ := os.ReadFile(logsErr.Name()); return string(b) }
 	if err := logs.Start(); err != nil {
 		t.Fatal(err)
 	}
+	waited := false
+	stopLogs := func() {
+		if !waited {
+			waited = true
+			_ = logs.Process.Kill()
+			_ = logs.Wait()
+		}
+	}
 	defer func() {
-		_ = logs.Process.Kill()
-		_ = logs.Wait()
+		stopLogs()
 		e.MustRun("stop", "--force", uuid)
 	}()
 	lines := make(chan string)
@@ -36,28 +51,49 @@ func TestStage1LogsFollowApp(t *testing.T) {
 		}
 		close(lines)
 	}()
-	next := func() string {
+	next := func(want string) string {
 		t.Helper()
 		select {
 		case l, ok := <-lines:
 			if !ok {
-				t.Fatal("rkt logs --follow ended while the pod runs")
+				stopLogs()
+				t.Fatalf("rkt logs --follow ended while the pod runs, before %q (%v): %s", want, logs.ProcessState, stderrText())
 			}
 			return l
 		case <-time.After(30 * time.Second):
-			t.Fatal("no line from rkt logs --follow within 30 s")
+			stopLogs()
+			t.Fatalf("line %q not printed by rkt logs --follow within 30 s: %s", want, stderrText())
 		}
 		return ""
 	}
-	if l := next(); l != "one" {
+	if l := next("one"); l != "one" {
 		t.Fatalf("first line %q, want one", l)
 	}
 	// Only now does the app write its second line.
 	e.MustRun("enter", "--app=alpha", uuid, "/bin/touch", "/tmp/go")
-	if l := next(); l != "two" {
+	if l := next("two"); l != "two" {
 		t.Fatalf("followed line %q, want two", l)
 	}
 	if strings.Contains(e.MustRun("logs", "--app=beta", uuid), "one") {
 		t.Error("--app=beta shows alpha's output")
 	}
+	// Killing rkt logs --follow takes its journalctl with it, while its
+	// output is still read (journalctl also ends when its output closes).
+	_ = logs.Process.Kill()
+	waitFor(t, "journalctl to end with rkt logs", func() bool { return len(journalctlsOf(uuid)) == 0 })
+	stopLogs()
+}
+
+// journalctlsOf lists the PIDs of journalctl processes reading the
+// journal of pod uuid.
+func journalctlsOf(uuid string) []string {
+	var pids []string
+	ents, _ := os.ReadDir("/proc")
+	for _, d := range ents {
+		b, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(b), "journalctl") && strings.Contains(string(b), uuid) {
+			pids = append(pids, d.Name())
+		}
+	}
+	return pids
 }

@@ -28,6 +28,7 @@ remove them.`,
 				cfg.Debug = globals.Debug
 				cfg.LocalConfig = globals.LocalConfig
 				cfg.Log = cmd.OutOrStdout()
+				cfg.Warn = cmd.ErrOrStderr()
 				return stage0.GC(ctxOrBackground(cmd.Context()), cfg)
 			},
 		}

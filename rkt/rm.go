@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/rktng/rkt/stage0"
 	"github.com/rktng/rkt/store"
@@ -31,7 +30,7 @@ func init() {
 					return err
 				}
 				cfg := stage0.GCConfig{DataDir: globals.Dir, TreeRoot: treeRoot(st), Debug: globals.Debug,
-					LocalConfig: globals.LocalConfig, Log: os.Stderr}
+					LocalConfig: globals.LocalConfig, Warn: cmd.ErrOrStderr()}
 				var errs []error
 				for _, a := range args {
 					p, err := openPod(a, uuidFile)

@@ -1,12 +1,16 @@
 package stage0
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"github.com/rktng/rkt/pkg/pod"
 	"golang.org/x/sys/unix"
@@ -86,21 +90,32 @@ func RunEntrypoint(p *pod.Pod, name string, args []string) error {
 }
 
 func runCmd(podDir, entry string, args []string) error {
+	return runCmdTo(podDir, entry, args, os.Stderr)
+}
+
+// runCmdTo runs entrypoint entry with its stderr going to stderr.
+func runCmdTo(podDir, entry string, args []string, stderr io.Writer) error {
 	path := filepath.Join(pod.Stage1RootfsPath(podDir), entry)
 	cmd := exec.Command(path, args...)
 	cmd.Args[0] = entry
 	cmd.Dir = podDir
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("stage1 %s: %w", entry, err)
 	}
 	return nil
 }
 
+// lastLine is the last non-empty line of b, for an entrypoint's error.
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
 // runGCEntrypoint runs stage1's gc for an exited pod: in a fresh private
 // mount namespace with the stage1 root mounted again, so that the
 // entrypoint finds its files, and nothing stays mounted afterwards.
-func runGCEntrypoint(podDir, treeRoot string, args []string) error {
+func runGCEntrypoint(podDir, treeRoot string, args []string, debug bool) error {
 	s1m, err := readStage1Manifest(podDir)
 	if err != nil {
 		return err
@@ -127,7 +142,21 @@ func runGCEntrypoint(podDir, treeRoot string, args []string) error {
 			errc <- err
 			return
 		}
-		errc <- runCmd(podDir, entry, args)
+		// What the entrypoint says goes into gc's own one-line error
+		// rather than beside it; --debug shows all of it.
+		var msg bytes.Buffer
+		var stderr io.Writer = &msg
+		if debug {
+			stderr = io.MultiWriter(&msg, os.Stderr)
+		}
+		err := runCmdTo(podDir, entry, args, stderr)
+		switch {
+		case err != nil && msg.Len() > 0:
+			err = fmt.Errorf("stage1 %s: %s (%w)", entry, lastLine(msg.Bytes()), errors.Unwrap(err))
+		case err == nil && !debug:
+			_, _ = os.Stderr.Write(msg.Bytes()) // warnings of a gc that worked
+		}
+		errc <- err
 	}()
 	return <-errc
 }

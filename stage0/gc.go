@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rktng/rkt/pkg/cgroup"
@@ -29,6 +32,34 @@ type GCConfig struct {
 	LocalConfig string
 	// Log receives one line per pod acted on.
 	Log io.Writer
+	// Warn receives what went wrong with a pod that was removed all the
+	// same.
+	Warn io.Writer
+}
+
+// ErrStage1GC: the stage1's gc entrypoint failed for a pod.
+var ErrStage1GC = errors.New("stage1 gc failed")
+
+const (
+	// gcMaxFailures is how many gc runs may fail on a pod before it is
+	// removed regardless.
+	gcMaxFailures = 3
+	gcRetryPause  = 300 * time.Millisecond
+	// gcFailuresFile, in the pod directory, counts failed stage1 gc runs.
+	gcFailuresFile = "gc-failures"
+)
+
+// countGCFailure records one more failed stage1 gc of the pod in podDir
+// and returns how many there have been.
+func countGCFailure(podDir string) int {
+	path := filepath.Join(podDir, gcFailuresFile)
+	n := 0
+	if b, err := os.ReadFile(path); err == nil {
+		n, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	n++
+	_ = os.WriteFile(path, []byte(strconv.Itoa(n)+"\n"), 0o644)
+	return n
 }
 
 // embryoMinAge spares embryo pods younger than this: between a new pod's
@@ -128,18 +159,33 @@ func collect(p *pod.Pod, cfg GCConfig) error {
 			args = append(args, "--local-config="+cfg.LocalConfig)
 		}
 		args = append(args, p.UUID)
-		if err := runGCEntrypoint(p.Dir, cfg.TreeRoot, args); err != nil {
-			// Still remove the pod: its mounts died with its namespace,
-			// and a stage1 whose gc fails must not pin it forever.
-			if cfg.Log != nil {
-				fmt.Fprintf(cfg.Log, "pod %s: %v\n", p.UUID, err)
+		err := runGCEntrypoint(p.Dir, cfg.TreeRoot, args, cfg.Debug)
+		if err != nil {
+			// Once more after a pause: what a pod killed a moment ago
+			// leaves (processes still exiting, a busy xtables lock)
+			// usually clears by then.
+			time.Sleep(gcRetryPause)
+			err = runGCEntrypoint(p.Dir, cfg.TreeRoot, args, cfg.Debug)
+		}
+		if err != nil {
+			// The pod directory holds the only record of the pod's
+			// network leases, namespace and cgroups: removing it after a
+			// failed stage1 gc would leak them for good. It stays for the
+			// next gc, but a stage1 whose gc always fails must not pin
+			// it forever.
+			n := countGCFailure(p.Dir)
+			if n < gcMaxFailures {
+				return fmt.Errorf("pod %s: %w: %v (kept for the next gc, failure %d of %d)", p.UUID, ErrStage1GC, err, n, gcMaxFailures)
+			}
+			if cfg.Warn != nil {
+				fmt.Fprintf(cfg.Warn, "pod %s: %v: %v (failure %d of %d: removing it anyway; its network or cgroups may be left)\n", p.UUID, ErrStage1GC, err, n, gcMaxFailures)
 			}
 		}
 	}
 	// Cgroups a stage1 made for the pod's resource limits (pkg/cgroup
 	// records them in the pod directory), whatever its own gc did.
-	if err := cgroup.RemovePod(p.Dir); err != nil && cfg.Log != nil {
-		fmt.Fprintf(cfg.Log, "pod %s: %v\n", p.UUID, err)
+	if err := cgroup.RemovePod(p.Dir); err != nil && cfg.Warn != nil {
+		fmt.Fprintf(cfg.Warn, "pod %s: %v\n", p.UUID, err)
 	}
 	if err := os.RemoveAll(p.Dir); err != nil {
 		return fmt.Errorf("remove pod %s: %w", p.UUID, err)

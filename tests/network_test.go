@@ -618,7 +618,8 @@ func TestNetKilledPodCleanedByGC(t *testing.T) {
 		!killed["iptables nat -A RKT-MASQ-DEFAULT -j MASQUERADE"] {
 		t.Errorf("no masquerade of the default network while the killed pod holds a lease")
 	}
-	e.MustRun("gc", "--grace-period=0s")
+	r := e.MustRun("gc", "--grace-period=0s")
+	t.Logf("gc: %s", r)
 	expectNothingLeft(t, before, hostNetState(t), []string{p.UUID})
 }
 

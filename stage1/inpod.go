@@ -30,6 +30,7 @@ const teeName = "iotee"
 // app's output also reaches the run entrypoint; then pkg/appexec turns
 // this process into the app. It returns only on failure.
 func Launch(args []string) int {
+	var rooted func() error
 	if len(args) == 1 {
 		if dir := os.Getenv("RKT_IOMUX"); dir != "" {
 			os.Unsetenv("RKT_IOMUX")
@@ -43,7 +44,7 @@ func Launch(args []string) int {
 		// The app's own config (not an event handler's): record the PID,
 		// which the app keeps across exec, for `rkt enter`.
 		if base := strings.TrimSuffix(filepath.Base(args[0]), ".json"); !strings.Contains(base, ".") {
-			_ = writeFile(filepath.Join(pidsDir, base), strconv.Itoa(os.Getpid()))
+			rooted = pidRecorder(base)
 			if stdin != "" {
 				if err := openStdin(stdin); err != nil {
 					fmt.Fprintf(os.Stderr, "appexec: input of %s: %v\n", base, err)
@@ -53,9 +54,42 @@ func Launch(args []string) int {
 		}
 	}
 	if len(args) == 1 && inUserNS() {
-		return launchInUserNS(args[0])
+		return launchInUserNS(args[0], rooted)
 	}
-	return appexec.Main(args, os.Stderr)
+	return appexec.MainRooted(args, os.Stderr, rooted)
+}
+
+// pidRecorder returns the callback that records this process's PID as
+// app's in pidsDir, for appexec to call once the launcher is in the app's
+// root: `rkt enter` joining it earlier found stage1's root and not the
+// app's files. The directory is opened now, while it is in view; a
+// failure to record is reported but does not stop the app.
+func pidRecorder(app string) func() error {
+	if err := os.MkdirAll(pidsDir, 0o755); err != nil {
+		fmt.Fprintf(os.Stderr, "appexec: record pid of %s: %v\n", app, err)
+		return nil
+	}
+	dfd, err := unix.Open(pidsDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "appexec: record pid of %s: %v\n", app, err)
+		return nil
+	}
+	return func() error {
+		defer unix.Close(dfd)
+		tmp := "." + app + ".tmp"
+		fd, err := unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o644)
+		if err == nil {
+			_, err = unix.Write(fd, []byte(strconv.Itoa(os.Getpid())))
+			unix.Close(fd)
+		}
+		if err == nil {
+			err = unix.Renameat(dfd, tmp, dfd, app)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "appexec: record pid of %s: %v\n", app, err)
+		}
+		return nil
+	}
 }
 
 // stdinEnv names the FIFO an app reads its input from (see preparePod). The
@@ -90,7 +124,7 @@ func inUserNS() bool {
 // nspawn's bounding set lacks what the namespace cannot grant (the
 // network capabilities with the host's network): the app gets what it
 // asked for of what the pod has.
-func launchInUserNS(path string) int {
+func launchInUserNS(path string, rooted func() error) int {
 	c, err := appexec.ReadConfig(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "appexec: %v\n", err)
@@ -114,7 +148,7 @@ func launchInUserNS(path string) int {
 	}
 	c.Capabilities = keep(c.Capabilities)
 	c.AmbientCapabilities = keep(c.AmbientCapabilities)
-	err = appexec.Exec(c)
+	err = appexec.ExecRooted(c, rooted)
 	fmt.Fprintf(os.Stderr, "appexec: %v\n", err)
 	return appexec.ExitLaunchFailed
 }

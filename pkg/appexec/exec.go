@@ -28,7 +28,13 @@ import (
 // then the final capability sets, no_new_privs and the working directory.
 // A filter therefore only has to allow capset, prctl, chdir and execve of
 // the set-up calls.
-func Exec(c *Config) error {
+func Exec(c *Config) error { return ExecRooted(c, nil) }
+
+// ExecRooted is Exec calling rooted, when not nil, once the process is in
+// the app's root and mount setup but still privileged (before the
+// bounding set, identity and seccomp filter): from there on it is the app
+// as `rkt enter` joins it. An error from rooted stops the launch.
+func ExecRooted(c *Config, rooted func() error) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -75,6 +81,11 @@ func Exec(c *Config) error {
 	path, err := lookExec(c.Exec[0], c.Env)
 	if err != nil {
 		return fmt.Errorf("app %s: %w", c.Name, err)
+	}
+	if rooted != nil {
+		if err := rooted(); err != nil {
+			return fmt.Errorf("app %s: %w", c.Name, err)
+		}
 	}
 
 	if !c.DisableCapabilities {

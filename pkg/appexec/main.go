@@ -17,7 +17,10 @@ const ExitLaunchFailed = 254
 // reads the Config that the stage1 wrote with WriteConfig and execs the
 // app. It returns only on failure, with the status to exit with, having
 // printed one line to stderr.
-func Main(args []string, stderr io.Writer) int {
+func Main(args []string, stderr io.Writer) int { return MainRooted(args, stderr, nil) }
+
+// MainRooted is Main with ExecRooted's rooted callback.
+func MainRooted(args []string, stderr io.Writer, rooted func() error) int {
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(stderr, "usage: appexec CONFIG-FILE")
 		return ExitLaunchFailed
@@ -27,7 +30,7 @@ func Main(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "appexec: %v\n", err)
 		return ExitLaunchFailed
 	}
-	err = Exec(c)
+	err = ExecRooted(c, rooted)
 	fmt.Fprintf(stderr, "appexec: %v\n", err)
 	return ExitLaunchFailed
 }

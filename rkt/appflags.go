@@ -7,8 +7,10 @@ package main
 // taking apps (run, prepare, app add) understands the same set.
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -217,6 +219,44 @@ func parseMount(v string) (schema.Mount, error) {
 	return m, nil
 }
 
+// parseMntVolume reads rkt's --mnt-volume syntax, a volume of the app's
+// own and where it goes: name=NAME,kind=host|empty,target=PATH and the
+// --volume parameters (source, readOnly, recursive, mode, uid, gid).
+func parseMntVolume(v string) (schema.Mount, error) {
+	var m schema.Mount
+	params := map[string][]string{}
+	for _, part := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(part, "=")
+		if !ok || val == "" {
+			return m, fmt.Errorf("%q is not KEY=VALUE (want name=NAME,kind=host,source=PATH,target=PATH)", part)
+		}
+		if _, dup := params[k]; dup || (k == "target" && m.Path != "") {
+			return m, fmt.Errorf("%s given twice", k)
+		}
+		if k == "target" {
+			m.Path = val
+			continue
+		}
+		params[k] = []string{val}
+	}
+	if m.Path == "" {
+		return m, errors.New("no target=PATH")
+	}
+	if _, ok := params["name"]; !ok {
+		return m, errors.New("no name=NAME")
+	}
+	vol, err := types.VolumeFromParams(params)
+	if err != nil {
+		return m, err
+	}
+	if vol.Kind == "host" && !filepath.IsAbs(vol.Source) {
+		return m, errors.New("source must be an absolute path")
+	}
+	m.Volume = vol.Name
+	m.AppVolume = vol
+	return m, nil
+}
+
 func init() {
 	addAppFlag(appFlag{name: "exec", usage: "override the exec command of the app",
 		apply: func(a *appConfig, v string) error {
@@ -283,6 +323,15 @@ func init() {
 	addAppFlag(appFlag{name: "mount", usage: "volume=NAME,target=PATH: mount a pod volume in the app",
 		apply: func(a *appConfig, v string) error {
 			m, err := parseMount(v)
+			if err != nil {
+				return err
+			}
+			a.Mounts = append(a.Mounts, m)
+			return nil
+		}})
+	addAppFlag(appFlag{name: "mnt-volume", usage: "name=NAME,kind=host|empty,source=PATH,target=PATH[,readOnly=true][,recursive=false]: a volume of the app's own, mounted at target",
+		apply: func(a *appConfig, v string) error {
+			m, err := parseMntVolume(v)
 			if err != nil {
 				return err
 			}

@@ -318,6 +318,9 @@ func AddApp(ctx context.Context, cfg AddAppConfig) (string, error) {
 		return "", fmt.Errorf("app %s: %w", app, err)
 	}
 	undo = append(undo, func() { _ = podmount.Unmount(mp.pid, target) })
+	if err := attachHostVolumes(mp.pid, ra, &undo); err != nil {
+		return "", fmt.Errorf("app %s: %w", app, err)
+	}
 
 	old := mp.manifest
 	if err := mp.writeManifest(&pm); err != nil {
@@ -329,6 +332,47 @@ func AddApp(ctx context.Context, cfg AddAppConfig) (string, error) {
 	}
 	done = true
 	return app, nil
+}
+
+// attachHostVolumes binds the host volumes of the app's own
+// (--mnt-volume) into the running pod, where nspawn would have bound them
+// at boot: built detached here, in the host's view, and attached in the
+// pod's namespace only. Each success adds its undo.
+func attachHostVolumes(pid int, ra *schema.RuntimeApp, undo *[]func()) error {
+	for _, m := range ra.Mounts {
+		v := m.AppVolume
+		if v == nil || v.Kind != "host" {
+			continue
+		}
+		st, err := os.Stat(v.Source)
+		if err != nil {
+			return fmt.Errorf("volume %s: source %w", v.Name, err)
+		}
+		recursive := v.Recursive == nil || *v.Recursive
+		readOnly := v.ReadOnly != nil && *v.ReadOnly
+		fd, err := podmount.Bind(v.Source, recursive, readOnly)
+		if err != nil {
+			return fmt.Errorf("volume %s: %w", v.Name, err)
+		}
+		target := pod.VolumeInStage1(v.Name.String())
+		if st.IsDir() {
+			err = podmount.Attach(pid, fd, target)
+		} else {
+			err = podmount.AttachFile(pid, fd, target)
+		}
+		if err != nil {
+			return fmt.Errorf("volume %s: %w", v.Name, err)
+		}
+		*undo = append(*undo, func() { detachVolume(pid, target) })
+	}
+	return nil
+}
+
+// detachVolume unmounts a volume of an app's own inside the pod and
+// removes its mount point, so that the name can be used again.
+func detachVolume(pid int, target string) {
+	_ = podmount.Unmount(pid, target)
+	_ = podmount.In(pid, func() error { return os.Remove(target) })
 }
 
 // StartApp starts an added app of a running mutable pod.
@@ -381,6 +425,14 @@ func RemoveApp(ctx context.Context, dataDir, uuid, app string, debug bool) error
 		os.Remove(filepath.Dir(target))
 		return nil
 	})
+	// The app's own host volumes go with it.
+	if ra := mp.manifest.Apps.Get(types.ACName(app)); ra != nil {
+		for _, m := range ra.Mounts {
+			if m.AppVolume != nil && m.AppVolume.Kind == "host" {
+				detachVolume(mp.pid, pod.VolumeInStage1(m.AppVolume.Name.String()))
+			}
+		}
+	}
 	pm := *mp.manifest
 	// Empty lists, not null: readers of an empty pod expect [] as a
 	// sandbox's first manifest has it.

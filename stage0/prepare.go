@@ -516,10 +516,16 @@ func checkVolumes(pm *schema.PodManifest) error {
 		vols[v.Name] = true
 	}
 	used := map[types.ACName]bool{}
+	// An app's own volumes (--mnt-volume) share the pod's namespace of
+	// volume names: stage1 keeps every volume under /rkt/volumes/NAME.
+	appVols := map[types.ACName]types.ACName{}
 	for i := range pm.Apps {
 		ra := &pm.Apps[i]
 		for _, m := range ra.Mounts {
-			if m.AppVolume != nil {
+			if av := m.AppVolume; av != nil {
+				if err := checkAppVolume(ra.Name, m, vols, appVols); err != nil {
+					return err
+				}
 				continue
 			}
 			if !vols[m.Volume] {
@@ -563,6 +569,32 @@ func checkVolumes(pm *schema.PodManifest) error {
 				return fmt.Errorf("%w: volume %q: source %v", ErrBadPod, v.Name, err)
 			}
 		}
+	}
+	return nil
+}
+
+// checkAppVolume checks a mount that carries its own volume: one name,
+// not a pod volume's nor another app's, and a host source that exists.
+func checkAppVolume(app types.ACName, m schema.Mount, podVols map[types.ACName]bool, appVols map[types.ACName]types.ACName) error {
+	av := m.AppVolume
+	if av.Name != m.Volume {
+		return fmt.Errorf("%w: app %s: mount of volume %q carries volume %q", ErrBadPod, app, m.Volume, av.Name)
+	}
+	if podVols[av.Name] {
+		return fmt.Errorf("%w: app %s: volume %q of the app has the name of a pod volume", ErrBadPod, app, av.Name)
+	}
+	if other, ok := appVols[av.Name]; ok {
+		return fmt.Errorf("%w: app %s: volume %q is app %s's already", ErrBadPod, app, av.Name, other)
+	}
+	appVols[av.Name] = app
+	switch av.Kind {
+	case "host":
+		if _, err := os.Stat(av.Source); err != nil {
+			return fmt.Errorf("%w: app %s: volume %q: source %v", ErrBadPod, app, av.Name, err)
+		}
+	case "empty":
+	default:
+		return fmt.Errorf("%w: app %s: volume %q: unknown kind %q", ErrBadPod, app, av.Name, av.Kind)
 	}
 	return nil
 }

@@ -182,6 +182,14 @@ func appAdd(a *AppArgs) error {
 		if v == nil || env.hasVolume(name.String()) {
 			continue
 		}
+		if v.Kind == "host" && m.AppVolume != nil {
+			// stage0 binds an app's own host volumes into the pod
+			// before app/add, where it can see the host.
+			if ok, err := podmount.Mounted(podPID, filepath.Join(volumesDir, name.String())); err != nil || !ok {
+				return fmt.Errorf("volume %s: not bound in the pod", name)
+			}
+			continue
+		}
 		if v.Kind != "empty" {
 			return fmt.Errorf("volume %s: a %s volume can only be given when the pod starts", name, v.Kind)
 		}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/rktng/rkt/pkg/pod"
 )
 
 // Paths inside the stage1 root (as the pod sees them).
@@ -28,7 +30,7 @@ const (
 	// reaper reads it to know when the last app has exited.
 	appsFile = "/rkt/apps"
 	// volumesDir is where nspawn binds the pod's volumes.
-	volumesDir = "/rkt/volumes"
+	volumesDir = pod.VolumesInStage1
 	// pidsDir holds each running app's PID in the pod's PID namespace.
 	pidsDir = "/rkt/pids"
 

@@ -414,3 +414,80 @@ func TestAppSandboxPodFlags(t *testing.T) {
 	}
 	e.MustRun("stop", uuid)
 }
+
+// An added app gets host volumes of its own, with rkt's --mnt-volume:
+// bound into the running pod only (never in the host's mount table), a
+// directory or a single file, read-only when asked, a target that climbs
+// with .. staying inside the app's root, and unmounted in the pod when
+// the app is removed. A missing source is refused in one line, and
+// nothing is added.
+func TestAppHostVolume(t *testing.T) {
+	e := stage1Env(t)
+	before := hostMountPoints()
+	_, uuid := e.startSandbox("--net=host")
+	host := filepath.Join(e.root, "shared")
+	if err := os.MkdirAll(host, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(host, "in"), []byte("from-host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(e.root, "single.conf")
+	if err := os.WriteFile(conf, []byte("one-file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.MustRun("app", "add", uuid, inspectName, "--name=vol",
+		"--mnt-volume=name=data,kind=host,source="+host+",target=/data",
+		"--mnt-volume=name=ro,kind=host,source="+host+",target=/../../../ro,readOnly=true",
+		"--mnt-volume=name=conf,kind=host,source="+conf+",target=/etc/single.conf",
+		"--", "-read-file=/data/in", "-write-file=/data/out", "-write-file=/ro/x", "-read-file=/ro/in",
+		"-read-file=/etc/single.conf", "-content=hello", "-sleep=60s")
+	pid := strings.TrimSpace(readFileOr(filepath.Join(e.Dir, "pods", "run", uuid, "pid")))
+	for _, v := range []string{"data", "ro", "conf"} {
+		if !strings.Contains(podMounts(t, pid), "/rkt/volumes/"+v+" ") {
+			t.Errorf("volume %s is not bound in the pod", v)
+		}
+	}
+	e.MustRun("app", "start", uuid, "--app=vol")
+	e.waitAppState(uuid, "vol", "running")
+	var logs string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if logs = e.MustRun("logs", "--app=vol", uuid); strings.Contains(logs, "single.conf") {
+			break
+		}
+	}
+	for _, want := range []string{"file:/data/in=from-host", "write:/data/out=ok", "file:/ro/in=from-host", "file:/etc/single.conf=one-file"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("app output lacks %q:\n%s", want, logs)
+		}
+	}
+	if !strings.Contains(logs, "write:/ro/x.error=") || !strings.Contains(logs, "read-only") {
+		t.Errorf("the readOnly volume was writable:\n%s", logs)
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "out")); err != nil || string(b) != "hello" {
+		t.Errorf("the app's write did not reach the host: %q %v", b, err)
+	}
+	for m := range hostMountPoints() {
+		if !before[m] && (strings.Contains(m, "volumes") || strings.Contains(m, uuid)) {
+			t.Errorf("pod mount on the host: %s", m)
+		}
+	}
+	// Refused: a source that does not exist; a name already used.
+	r := e.Run("app", "add", uuid, inspectName, "--name=nosrc", "--mnt-volume=name=gone,kind=host,source="+filepath.Join(e.root, "absent")+",target=/x")
+	oneLine(t, r, "absent")
+	r = e.Run("app", "add", uuid, inspectName, "--name=dup", "--mnt-volume=name=data,kind=host,source="+host+",target=/x")
+	oneLine(t, r, `volume "data"`)
+	r = e.Run("app", "add", uuid, inspectName, "--name=bad", "--mnt-volume=name=x,kind=host,source="+host)
+	oneLine(t, r, "target")
+	if out := e.MustRun("app", "list", uuid, "--no-legend"); strings.Contains(out, "nosrc") || strings.Contains(out, "dup") || strings.Contains(out, "bad") {
+		t.Errorf("a refused app was added:\n%s", out)
+	}
+	e.MustRun("app", "rm", uuid, "--app=vol")
+	for _, v := range []string{"data", "ro", "conf"} {
+		if strings.Contains(podMounts(t, pid), "/rkt/volumes/"+v+" ") {
+			t.Errorf("volume %s is still bound in the pod after app rm", v)
+		}
+	}
+	// The names are free again.
+	e.MustRun("app", "add", uuid, inspectName, "--name=again", "--mnt-volume=name=data,kind=host,source="+host+",target=/data", "--", "-exit=0")
+}

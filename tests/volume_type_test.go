@@ -33,3 +33,31 @@ func TestVolumeTypeMismatchRefused(t *testing.T) {
 	}
 	e.noPodsLeftIn("embryo", "prepare")
 }
+
+// rkt run takes --mnt-volume too: a volume of the app's own, defined and
+// mounted in one flag, under both stage1s.
+func TestRunMntVolume(t *testing.T) {
+	eachFlavor(t, func(t *testing.T, e *env, f isoFlavor) {
+		host := filepath.Join(e.root, "shared")
+		if err := os.MkdirAll(host, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(host, "in"), []byte("from-host"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := e.runIso(f, inspectName, "--mnt-volume=name=data,kind=host,source="+host+",target=/data",
+			"--mnt-volume=name=ro,kind=host,source="+host+",target=/ro,readOnly=true",
+			"--", "-read-file=/data/in", "-write-file=/data/out", "-write-file=/ro/x", "-content=hi", "-exit=0")
+		m := parseInspect(r.Stdout)
+		if m["file:/data/in"] != "from-host" || m["write:/data/out"] != "ok" {
+			t.Errorf("--mnt-volume: %v", m)
+		}
+		if !strings.Contains(m["write:/ro/x.error"], "read-only") {
+			t.Errorf("readOnly --mnt-volume writable: %v", m)
+		}
+		r = e.runIso(f, inspectName, "--mnt-volume=name=data,kind=host,source=relative,target=/data")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "absolute") {
+			t.Errorf("relative source: %s", r)
+		}
+	})
+}

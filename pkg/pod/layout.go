@@ -82,6 +82,14 @@ func AppRootfsPath(podDir, app string) string {
 // AppRootfsInStage1 is the root of app as seen from inside stage1.
 func AppRootfsInStage1(app string) string { return filepath.Join("/opt/stage2", app, "rootfs") }
 
+// VolumesInStage1 is where the default stage1 keeps the pod's volumes,
+// one entry per volume name, as seen from inside stage1; apps get theirs
+// bound from there.
+const VolumesInStage1 = "/rkt/volumes"
+
+// VolumeInStage1 is volume name's place below VolumesInStage1.
+func VolumeInStage1(name string) string { return filepath.Join(VolumesInStage1, name) }
+
 // AppStatusPath is where stage1 records the exit code of app.
 func AppStatusPath(podDir, app string) string {
 	return filepath.Join(Stage1RootfsPath(podDir), "rkt", "status", app)

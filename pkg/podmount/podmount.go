@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 
@@ -108,12 +109,54 @@ func Clone(path string) (int, error) {
 	return fd, nil
 }
 
+// Bind returns a detached bind mount of path (in the caller's namespace):
+// with the mounts below it unless recursive is false, read-only (all of
+// it) if readOnly. Attach or AttachFile puts it in place.
+func Bind(path string, recursive, readOnly bool) (int, error) {
+	flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
+	var rec int
+	if recursive {
+		rec = unix.AT_RECURSIVE
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, uint(flags|rec))
+	if err != nil {
+		return -1, fmt.Errorf("bind %s: %w", path, err)
+	}
+	if readOnly {
+		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|uint(rec), attr); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("bind %s read-only: %w", path, err)
+		}
+	}
+	return fd, nil
+}
+
 // Attach moves the detached mount mfd onto target inside the mount
 // namespace of pid, making target (a directory) first. mfd is closed.
 func Attach(pid, mfd int, target string) error {
+	return attach(pid, mfd, target, true)
+}
+
+// AttachFile is Attach for a mount of a file: target is made an empty
+// file.
+func AttachFile(pid, mfd int, target string) error {
+	return attach(pid, mfd, target, false)
+}
+
+func attach(pid, mfd int, target string, dir bool) error {
 	defer unix.Close(mfd)
 	return In(pid, func() error {
-		if err := os.MkdirAll(target, 0o755); err != nil {
+		var err error
+		if dir {
+			err = os.MkdirAll(target, 0o755)
+		} else if err = os.MkdirAll(filepath.Dir(target), 0o755); err == nil {
+			var f *os.File
+			if f, err = os.OpenFile(target, os.O_RDONLY|os.O_CREATE, 0o644); err == nil {
+				f.Close()
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("mount point %s in the pod: %w", target, err)
 		}
 		if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
@@ -140,11 +183,21 @@ func Unmount(pid int, target string) error {
 func Mounted(pid int, target string) (bool, error) {
 	var mounted bool
 	err := In(pid, func() error {
+		// The kernel says so itself (5.8 and later), also for a bind
+		// mount from the same filesystem, and for a file.
+		var stx unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, target, unix.AT_SYMLINK_NOFOLLOW, 0, &stx); err != nil {
+			return err
+		}
+		if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+			mounted = stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+			return nil
+		}
 		var st, parent unix.Stat_t
 		if err := unix.Lstat(target, &st); err != nil {
 			return err
 		}
-		if err := unix.Lstat(target+"/..", &parent); err != nil {
+		if err := unix.Lstat(filepath.Dir(target), &parent); err != nil {
 			return err
 		}
 		mounted = st.Dev != parent.Dev

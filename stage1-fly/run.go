@@ -79,14 +79,30 @@ func run(args []string) int {
 	// Signals sent to the pod (rkt run's pid) go to the app.
 	sigc := make(chan os.Signal, 8)
 	signal.Notify(sigc, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
-	pid, err := startApp(cfg)
+	pid, rooted, err := startApp(cfg)
 	if err != nil {
 		return fail("run: start app %s: %v", name, err)
 	}
-	if err := writeFileAtomic(filepath.Join(podDir, pod.PIDFile), []byte(strconv.Itoa(pid))); err != nil {
-		fmt.Fprintf(os.Stderr, "stage1-fly: record pid: %v\n", err)
+	// The pod is ready, and its PID worth entering, once the app is in its
+	// root: `rkt enter` joining a launcher still in stage1's view found
+	// none of the app's files.
+	ready := func() {
+		if err := writeFileAtomic(filepath.Join(podDir, pod.PIDFile), []byte(strconv.Itoa(pid))); err != nil {
+			fmt.Fprintf(os.Stderr, "stage1-fly: record pid: %v\n", err)
+		}
+		_ = os.Symlink("ready", filepath.Join(pod.Stage1RootfsPath(podDir), "rkt", "supervisor-status"))
 	}
-	_ = os.Symlink("ready", filepath.Join(pod.Stage1RootfsPath(podDir), "rkt", "supervisor-status"))
+	if rooted == nil {
+		ready()
+	} else {
+		go func() {
+			var b [1]byte
+			if n, _ := rooted.Read(b[:]); n == 1 {
+				ready()
+			}
+			rooted.Close()
+		}()
+	}
 
 	done := make(chan struct{})
 	go func() {
@@ -228,7 +244,14 @@ func launch() int {
 	if err := json.Unmarshal(data, &c); err != nil {
 		return fail("appexec: config: %v", err)
 	}
-	err = appexec.Exec(&c)
+	// Fd 4 tells the run entrypoint when this process is in the app's
+	// root; closed before the exec, so the app never holds it.
+	signal := func() error {
+		f := os.NewFile(4, "appexec-rooted")
+		_, _ = f.Write([]byte{1})
+		return f.Close()
+	}
+	err = appexec.ExecRooted(&c, signal)
 	return fail("%v", err)
 }
 
@@ -248,21 +271,25 @@ func writeFileAtomic(path string, data []byte) error {
 // fifth of a fly pod's start). Configurations needing more (capability
 // sets, seccomp, masked paths, oom_score_adj) go through the appexec
 // launcher: this binary re-executed, reading the config from fd 3.
-func startApp(c *appexec.Config) (int, error) {
+//
+// rooted, for a launcher, yields one byte once the launcher is in the
+// app's root (EOF if it failed first); it is nil when the app was started
+// directly, since ForkExec returns after the exec.
+func startApp(c *appexec.Config) (pid int, rooted *os.File, err error) {
 	if err := c.Validate(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if !c.DisableCapabilities || !c.DisableSeccomp || len(c.CgroupDirs) > 0 || (!c.DisablePaths && (len(c.ReadOnlyPaths) > 0 || len(c.MaskedPaths) > 0)) || c.OOMScoreAdj != nil {
 		return startLauncher(c)
 	}
 	if c.ReadOnlyRootfs {
 		if err := readOnlyRoot(c.Rootfs); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 	}
 	path, err := lookPathInRoot(c.Rootfs, c.Exec[0], c.Env)
 	if err != nil {
-		return 0, fmt.Errorf("app %s: %w", c.Name, err)
+		return 0, nil, fmt.Errorf("app %s: %w", c.Name, err)
 	}
 	groups := make([]uint32, 0, len(c.SupplementaryGIDs))
 	for _, g := range c.SupplementaryGIDs {
@@ -272,7 +299,7 @@ func startApp(c *appexec.Config) (int, error) {
 	if wd == "" {
 		wd = "/"
 	}
-	pid, err := syscall.ForkExec(path, c.Exec, &syscall.ProcAttr{
+	pid, err = syscall.ForkExec(path, c.Exec, &syscall.ProcAttr{
 		Dir:   wd,
 		Env:   c.Env,
 		Files: []uintptr{0, 1, 2},
@@ -283,42 +310,52 @@ func startApp(c *appexec.Config) (int, error) {
 		},
 	})
 	if err != nil {
-		return 0, fmt.Errorf("app %s: exec %s: %w", c.Name, c.Exec[0], err)
+		return 0, nil, fmt.Errorf("app %s: exec %s: %w", c.Name, c.Exec[0], err)
 	}
-	return pid, nil
+	return pid, nil, nil
 }
 
 // startLauncher re-executes this binary as the appexec launcher.
-func startLauncher(c *appexec.Config) (int, error) {
+func startLauncher(c *appexec.Config) (int, *os.File, error) {
 	cfgJSON, err := json.Marshal(c)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer r.Close()
+	rootedR, rootedW, err := os.Pipe()
+	if err != nil {
+		w.Close()
+		return 0, nil, err
+	}
+	defer rootedW.Close()
 	self, err := os.Executable()
 	if err != nil {
-		return 0, err
+		w.Close()
+		rootedR.Close()
+		return 0, nil, err
 	}
 	pid, err := syscall.ForkExec(self, []string{launcherName}, &syscall.ProcAttr{
 		Env:   []string{},
-		Files: []uintptr{0, 1, 2, r.Fd()},
+		Files: []uintptr{0, 1, 2, r.Fd(), rootedW.Fd()},
 		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})
 	if err != nil {
 		w.Close()
-		return 0, err
+		rootedR.Close()
+		return 0, nil, err
 	}
 	_, err = w.Write(cfgJSON)
 	w.Close()
 	if err != nil {
 		_ = unix.Kill(pid, unix.SIGKILL)
-		return 0, err
+		rootedR.Close()
+		return 0, nil, err
 	}
-	return pid, nil
+	return pid, rootedR, nil
 }
 
 // readOnlyRoot makes the app's root a read-only bind of itself; the

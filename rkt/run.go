@@ -18,9 +18,9 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/rktng/rkt/pkg/fetch"
 	"github.com/rktng/rkt/pkg/mds"
+	"github.com/rktng/rkt/pkg/netconf"
 	"github.com/rktng/rkt/pkg/pod"
 	"github.com/rktng/rkt/stage0"
-	"github.com/rktng/rkt/stage1/network"
 	"github.com/rktng/rkt/store"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -271,7 +271,7 @@ func checkNetFlags(o *podOptions) error {
 // it has started booting. Without --net the pod joins default, which
 // always exists but may be redefined in net.d.
 func checkNets(nets []string) error {
-	if err := network.CheckNets(globals.LocalConfig, nets); err != nil {
+	if err := netconf.Check(globals.LocalConfig, nets); err != nil {
 		return fmt.Errorf("--net: %w", err)
 	}
 	return nil

@@ -29,16 +29,18 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 
+	"github.com/rktng/rkt/pkg/netconf"
 	"github.com/rktng/rkt/pkg/pod"
 )
 
 // Sentinel errors, for errors.Is.
 var (
 	// ErrUnknownNetwork: --net named a network that is neither built in
-	// nor configured in net.d.
-	ErrUnknownNetwork = errors.New("unknown network")
-	// ErrBadConfig: a malformed net.d file, --net or --port argument.
-	ErrBadConfig = errors.New("bad network configuration")
+	// nor configured in net.d (pkg/netconf's).
+	ErrUnknownNetwork = netconf.ErrUnknownNetwork
+	// ErrBadConfig: a malformed net.d file, --net or --port argument
+	// (pkg/netconf's).
+	ErrBadConfig = netconf.ErrBadConfig
 	// ErrPortInUse: a forwarded host port is already bound on the host.
 	ErrPortInUse = errors.New("host port in use")
 	// ErrJoin: a CNI plugin refused to add the pod to a network.
@@ -105,11 +107,11 @@ func (p *Pod) HostNetwork() bool { return p.NetnsPath == "" }
 // Setup gives the pod its networks. On failure it has torn down whatever
 // it had made and the error says which network failed and why.
 func Setup(ctx context.Context, cfg Config) (*Pod, error) {
-	reqs, err := parseNets(cfg.Nets)
+	reqs, err := netconf.ParseRequests(cfg.Nets)
 	if err != nil {
 		return nil, err
 	}
-	if reqs[0].name == NetHost {
+	if reqs[0].Name == NetHost {
 		if len(cfg.Ports) > 0 {
 			// Nothing to forward to: the apps bind the host's ports.
 			return nil, fmt.Errorf("%w: --port needs a pod network, not --net=host", ErrBadConfig)
@@ -118,8 +120,8 @@ func Setup(ctx context.Context, cfg Config) (*Pod, error) {
 	}
 	var confs []*netConf
 	var args []string
-	if reqs[0].name != NetNone {
-		user, err := loadUserConfs(filepath.Join(cfg.LocalConfig, "net.d"))
+	if reqs[0].Name != NetNone {
+		user, err := netconf.Load(netconf.Dir(cfg.LocalConfig))
 		if err != nil {
 			return nil, err
 		}
@@ -388,7 +390,7 @@ func deepCopy(v any) any {
 }
 
 func (s *session) runtimeConf(info *NetInfo) *libcni.RuntimeConf {
-	args, _ := cniArgs(info.Args) // validated by parseNets
+	args, _ := netconf.CNIArgs(info.Args) // validated by ParseRequests
 	rt := &libcni.RuntimeConf{ContainerID: s.uuid, NetNS: s.nsPath, IfName: info.IfName, Args: args}
 	if len(info.PortMappings) > 0 {
 		rt.CapabilityArgs = map[string]any{"portMappings": info.PortMappings}

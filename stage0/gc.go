@@ -35,6 +35,15 @@ type GCConfig struct {
 	// Warn receives what went wrong with a pod that was removed all the
 	// same.
 	Warn io.Writer
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+func (c *GCConfig) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
 }
 
 // ErrStage1GC: the stage1's gc entrypoint failed for a pod.
@@ -79,7 +88,7 @@ func GC(ctx context.Context, cfg GCConfig) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := cfg.now()
 	for _, p := range pods {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -129,7 +138,12 @@ func GC(ctx context.Context, cfg GCConfig) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if p.State == pod.ExitedGarbage && ctimeAge(p.Dir, now) < cfg.GracePeriod {
+		// The grace period counts from the rename the mark phase may
+		// just have made: measured against a clock read before it, a
+		// pod marked a moment ago had a negative age, and with
+		// --grace-period=0 was left until the next gc whenever marking
+		// took longer than the file system's clock tick (a busy host).
+		if p.State == pod.ExitedGarbage && cfg.GracePeriod > 0 && ctimeAge(p.Dir, cfg.now()) < cfg.GracePeriod {
 			continue
 		}
 		if err := collect(p, cfg); err != nil {

@@ -350,7 +350,12 @@ func TestNetBadConfiguration(t *testing.T) {
 		t.Errorf("a pod is left running:\n%s", running)
 	}
 	ours := envPodUUIDs(t, e)
-	e.MustRun("gc", "--grace-period=0s")
+	r = e.Run("--debug", "gc", "--grace-period=0s")
+	// Shown only on failure: what gc said and where the pods are now.
+	t.Logf("gc: %s\nlist after gc: %s", r, e.Run("list", "--full"))
+	if r.Code != 0 {
+		t.Errorf("gc failed")
+	}
 	expectNothingLeft(t, before, hostNetState(t), ours)
 }
 
@@ -573,7 +578,12 @@ func TestNetNothingLeftAfterManyPods(t *testing.T) {
 	if len(ours) != 20 {
 		t.Fatalf("%d pods before gc, want 20", len(ours))
 	}
-	e.MustRun("gc", "--grace-period=0s")
+	r := e.Run("--debug", "gc", "--grace-period=0s")
+	// Shown only on failure: what gc said and where the pods are now.
+	t.Logf("gc: %s\nlist after gc: %s", r, e.Run("list", "--full"))
+	if r.Code != 0 {
+		t.Errorf("gc failed")
+	}
 	expectNothingLeft(t, before, hostNetState(t), ours)
 }
 

@@ -31,13 +31,20 @@ TEST_IMAGES :=
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
-.PHONY: all rkt images test-images test unit functional bench lint demo clean install deps
-all: rkt images test-images
+.PHONY: all rkt rkt-cri images test-images test unit functional bench lint demo clean install deps
+all: rkt rkt-cri images test-images
 
 rkt: $(BIN)/rkt
 $(BIN)/rkt: $(GO_SOURCES) VERSION $(BUILD)/.rkt-ldflags
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(RKT_LDFLAGS)' -o $@ ./rkt
+
+# The Kubernetes CRI server: a binary of its own so that rkt itself does
+# not carry gRPC.
+rkt-cri: $(BIN)/rkt-cri
+$(BIN)/rkt-cri: $(GO_SOURCES) VERSION
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)+$(GITREV)' -o $@ ./cri/rkt-cri
 
 # Rebuild rkt when its link-time settings change (make install links it for
 # the installed stage1 location, a plain make for build/images).
@@ -92,6 +99,7 @@ demo: deps all
 install:
 	$(MAKE) STAGE1_IMAGE_DIR=$(PREFIX)/lib/rkt/stage1-images all install-dist
 	install -D -m 0755 $(BIN)/rkt $(DESTDIR)$(PREFIX)/bin/rkt
+	install -D -m 0755 $(BIN)/rkt-cri $(DESTDIR)$(PREFIX)/bin/rkt-cri
 	install -D -m 0644 $(IMAGES)/stage1.aci $(DESTDIR)$(PREFIX)/lib/rkt/stage1-images/stage1.aci
 	install -D -m 0644 $(IMAGES)/stage1-fly.aci $(DESTDIR)$(PREFIX)/lib/rkt/stage1-images/stage1-fly.aci
 

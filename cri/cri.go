@@ -1,5 +1,5 @@
 // Package cri serves the Kubernetes Container Runtime Interface (CRI v1)
-// over rkt's mutable pods, as `rkt cri`. A pod sandbox is a pod started by
+// over rkt's mutable pods, for rkt-cri. A pod sandbox is a pod started by
 // `rkt app sandbox`; a container is an app added to it (`rkt app add`,
 // `start`, `stop`, `rm`); an image is an image in rkt's store, pulled by
 // `rkt fetch` (a bare reference is a docker:// one). Changes go through

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -75,12 +76,13 @@ func inspectDockerImage(t *testing.T) v1.Image {
 	return img
 }
 
-// criServer starts `rkt cri` for e and returns a connected client.
+// criServer starts rkt-cri for e and returns a connected client.
 func criServer(t *testing.T, e *env) (runtimeapi.RuntimeServiceClient, runtimeapi.ImageServiceClient) {
 	t.Helper()
 	sock := filepath.Join(e.root, "cri.sock")
-	cmd := e.Cmd("--insecure-options=image,http", "cri", "--listen="+sock, "--state-dir="+filepath.Join(e.root, "cri"),
-		"--sandbox-flag=--stage1-path="+testImage("stage1.aci"))
+	args := append(e.globalArgs(), "--rkt="+rktBin(), "--insecure-options=image,http", "--listen="+sock,
+		"--state-dir="+filepath.Join(e.root, "cri"), "--sandbox-flag=--stage1-path="+testImage("stage1.aci"))
+	cmd := exec.Command(filepath.Join(buildDir, "bin", "rkt-cri"), args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -97,7 +99,7 @@ func criServer(t *testing.T, e *env) (runtimeapi.RuntimeServiceClient, runtimeap
 			<-done
 		}
 		if t.Failed() {
-			t.Logf("rkt cri output:\n%s", out.String())
+			t.Logf("rkt-cri output:\n%s", out.String())
 		}
 	})
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -106,7 +108,7 @@ func criServer(t *testing.T, e *env) (runtimeapi.RuntimeServiceClient, runtimeap
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rkt cri did not listen on %s:\n%s", sock, out.String())
+			t.Fatalf("rkt-cri did not listen on %s:\n%s", sock, out.String())
 		}
 	}
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -726,7 +726,14 @@ func TestTeardownWithoutNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.teardown()
-	f.assertClean([]string{"nt8", "default-restricted"}, []string{p.Nets[0].IP, p.Nets[1].IP})
+	// The unpinned namespace, and with it the pod's veths and their host
+	// routes, is destroyed by the kernel's netns cleanup work, after
+	// removeNetns returns: on a busy host, a moment later.
+	nets, ips := []string{"nt8", "default-restricted"}, []string{p.Nets[0].IP, p.Nets[1].IP}
+	for deadline := time.Now().Add(10 * time.Second); len(f.podTraces(nets, ips)) > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.assertClean(nets, ips)
 }
 
 // TestInThreadSparesMainThread: namespaces changed by inThread must never

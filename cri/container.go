@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +61,9 @@ func (s *Server) containers() ([]*container, error) {
 				continue
 			}
 			c.id = containerID(sb.p.UUID, c.app)
+			if _, err := os.Stat(s.removedMark(c.id)); err == nil {
+				continue
+			}
 			out = append(out, c)
 		}
 	}
@@ -285,15 +290,26 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCont
 		return nil, err
 	}
 	if !c.sb.running() {
-		// The app's files go with the pod; nothing runs to remove it
-		// from.
-		return nil, status.Errorf(codes.FailedPrecondition, "pod sandbox %s is not running: remove the sandbox", c.sb.p.UUID)
+		// Nothing runs to remove the app from, and its files go with
+		// the pod: the container is only forgotten (the kubelet
+		// removes dead containers of a stopped sandbox before the
+		// sandbox itself).
+		if err := os.WriteFile(s.removedMark(c.id), nil, 0o600); err != nil {
+			return nil, internal(err)
+		}
+		return &runtimeapi.RemoveContainerResponse{}, nil
 	}
 	if _, err := s.rkt(ctx, "app", "rm", c.sb.p.UUID, "--app="+c.app); err != nil {
 		return nil, internal(err)
 	}
 	return &runtimeapi.RemoveContainerResponse{}, nil
 }
+
+// removedDir, in the state directory, marks the containers removed from
+// sandboxes that had stopped.
+const removedDir = "removed"
+
+func (s *Server) removedMark(id string) string { return filepath.Join(s.cfg.StateDir, removedDir, id) }
 
 // state reads the container's app state as `rkt app status` would.
 func (c *container) state() (stage0.AppState, error) {

@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -36,9 +37,11 @@ type Config struct {
 	GlobalArgs []string
 	// DataDir is rkt's --dir, read for pod and image state.
 	DataDir string
-	// SandboxArgs are added to every `rkt app sandbox` (--stage1-*,
-	// --net for pods that do not share the node's network).
+	// SandboxArgs are added to every `rkt app sandbox` (--stage1-*).
 	SandboxArgs []string
+	// Nets are the networks of sandboxes that do not share the node's
+	// (rkt's --net; none means rkt's default).
+	Nets []string
 	// StateDir keeps each sandbox's own output (rkt app sandbox's
 	// stdout and stderr).
 	StateDir string
@@ -58,7 +61,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Rkt == "" || cfg.DataDir == "" || cfg.StateDir == "" {
 		return nil, errors.New("cri: the rkt binary, data directory and state directory are required")
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, removedDir), 0o700); err != nil {
 		return nil, fmt.Errorf("cri: state directory: %w", err)
 	}
 	return &Server{cfg: cfg}, nil

@@ -111,6 +111,10 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	args := append([]string{"app", "sandbox", "--uuid-file-save=" + uuidFile, "--annotation=" + annSandbox + "=" + string(mj)}, s.cfg.SandboxArgs...)
 	if meta.NodeNetwork {
 		args = append(args, "--net=host")
+	} else {
+		for _, n := range s.cfg.Nets {
+			args = append(args, "--net="+n)
+		}
 	}
 	if cfg.Hostname != "" {
 		args = append(args, "--hostname="+cfg.Hostname)
@@ -254,6 +258,9 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 		}
 	}
 	os.Remove(filepath.Join(s.cfg.StateDir, sb.p.UUID+".log"))
+	for i := range sb.pm.Apps {
+		os.Remove(s.removedMark(containerID(sb.p.UUID, sb.pm.Apps[i].Name.String())))
+	}
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
 }
 

@@ -261,6 +261,10 @@ func TestCRIPodLifecycle(t *testing.T) {
 	if s := waitState(cc2.ContainerId, runtimeapi.ContainerState_CONTAINER_EXITED); s.ExitCode != 7 || s.Reason != "Error" {
 		t.Errorf("second container: exit %d reason %q, want 7", s.ExitCode, s.Reason)
 	}
+	// Stopping a container that has exited changes nothing.
+	if _, err := rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: cc2.ContainerId}); err != nil {
+		t.Errorf("StopContainer of an exited container: %v", err)
+	}
 
 	// Refusals.
 	_, err = rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb.PodSandboxId,
@@ -280,6 +284,13 @@ func TestCRIPodLifecycle(t *testing.T) {
 	}
 	if pst, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sb.PodSandboxId}); err != nil || pst.Status.State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
 		t.Errorf("stopped sandbox: %v %v", pst, err)
+	}
+	// The kubelet removes a stopped sandbox's dead containers first.
+	if _, err := rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: cc2.ContainerId}); err != nil {
+		t.Errorf("RemoveContainer in a stopped sandbox: %v", err)
+	}
+	if l, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{}); err != nil || len(l.Containers) != 0 {
+		t.Errorf("ListContainers after removing the last one: %v %v", l, err)
 	}
 	for i := 0; i < 2; i++ { // the second time, it is gone: still no error
 		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId}); err != nil {

@@ -66,13 +66,8 @@ See Documentation/cri.md.`,
 			if debug {
 				global = append(global, "--debug")
 			}
-			var sandboxArgs []string
-			for _, n := range nets {
-				sandboxArgs = append(sandboxArgs, "--net="+n)
-			}
-			sandboxArgs = append(sandboxArgs, sandboxFlags...)
 			srv, err := cri.New(cri.Config{Rkt: rkt, GlobalArgs: global, DataDir: dir,
-				SandboxArgs: sandboxArgs, StateDir: stateDir, Version: version})
+				SandboxArgs: sandboxFlags, Nets: nets, StateDir: stateDir, Version: version})
 			if err != nil {
 				return err
 			}

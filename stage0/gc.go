@@ -146,7 +146,9 @@ func GC(ctx context.Context, cfg GCConfig) error {
 		if p.State == pod.ExitedGarbage && cfg.GracePeriod > 0 && ctimeAge(p.Dir, cfg.now()) < cfg.GracePeriod {
 			continue
 		}
-		if err := collect(p, cfg); err != nil {
+		if err := collect(p, cfg); errors.Is(err, errNotCollected) {
+			continue
+		} else if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -155,14 +157,17 @@ func GC(ctx context.Context, cfg GCConfig) error {
 	return errors.Join(errs...)
 }
 
+// errNotCollected: another gc got to the pod first.
+var errNotCollected = errors.New("pod not collected")
+
 func collect(p *pod.Pod, cfg GCConfig) error {
 	l, err := lock.Open(p.Dir)
 	if err != nil {
-		return nil // gone meanwhile
+		return errNotCollected // gone meanwhile
 	}
 	defer l.Close()
 	if err := l.TryExclusive(); err != nil {
-		return nil // another gc holds it
+		return errNotCollected // another gc holds it
 	}
 	if p.State == pod.ExitedGarbage {
 		args := []string{}
@@ -231,7 +236,10 @@ func Remove(p *pod.Pod, cfg GCConfig) error {
 		p.Dir, p.State = dst, to
 	}
 	l.Close()
-	return collect(p, cfg)
+	if err := collect(p, cfg); !errors.Is(err, errNotCollected) {
+		return err
+	}
+	return nil // a gc is removing it
 }
 
 func age(path string, now time.Time) time.Duration {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
+	"strings"
 
 	"github.com/rktng/rkt/pkg/pod"
 	"github.com/rktng/rkt/stage1"
@@ -16,6 +18,7 @@ func init() {
 		var app string
 		var follow bool
 		var lines int
+		var output, afterCursor string
 		cmd := &cobra.Command{
 			Use:   "logs [--app=NAME] [--follow] UUID",
 			Short: "Print the output of a pod's apps, kept in the pod's journal",
@@ -38,6 +41,9 @@ func init() {
 				if len(apps) == 0 {
 					return fmt.Errorf("pod %s has no app %q", p.UUID, app)
 				}
+				if output != "" && !logOutputs[output] {
+					return fmt.Errorf("--output=%s: not one of %s", output, strings.Join(logOutputNames(), ", "))
+				}
 				if follow && p.Status() != pod.StatusRunning {
 					follow = false
 				}
@@ -47,6 +53,8 @@ func init() {
 					Prefix:      len(apps) > 1,
 					Follow:      follow,
 					Lines:       lines,
+					Output:      output,
+					AfterCursor: afterCursor,
 				}
 				if id, err := p.Stage1TreeID(); err == nil {
 					if s, err := store.Open(globals.Dir); err == nil {
@@ -65,6 +73,21 @@ func init() {
 		cmd.Flags().StringVar(&app, "app", "", "only this app's output")
 		cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output while the pod runs")
 		cmd.Flags().IntVarP(&lines, "lines", "n", 0, "only the last N lines")
+		cmd.Flags().StringVarP(&output, "output", "o", "", "journalctl's output mode: "+strings.Join(logOutputNames(), ", ")+" (default: the messages as written)")
+		cmd.Flags().StringVar(&afterCursor, "after-cursor", "", "start after this journal cursor (as --output=json gives)")
 		return cmd
 	})
+}
+
+// logOutputs are the journalctl output modes rkt logs passes on.
+var logOutputs = map[string]bool{"short": true, "short-iso": true, "short-precise": true, "short-monotonic": true,
+	"verbose": true, "cat": true, "json": true, "json-pretty": true, "export": true}
+
+func logOutputNames() []string {
+	var n []string
+	for k := range logOutputs {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
 }

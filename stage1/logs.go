@@ -30,6 +30,12 @@ type LogsConfig struct {
 	Follow bool
 	// Lines is journalctl's --lines; 0 means all.
 	Lines int
+	// Output is a journalctl output mode (json for a program reading the
+	// records); empty means as described for Prefix.
+	Output string
+	// AfterCursor starts after this journal cursor (json output gives
+	// each record's), for a reader resuming where it stopped.
+	AfterCursor string
 }
 
 // ErrNoJournal is returned for a pod whose stage1 keeps no journal (the
@@ -57,11 +63,17 @@ func Logs(ctx context.Context, c LogsConfig, stdout, stderr io.Writer) error {
 		return ErrNoJournal
 	}
 	args := []string{"--no-pager", "--quiet", "--directory=" + journal}
-	if c.Prefix {
+	switch {
+	case c.Output != "":
+		args = append(args, "--output="+c.Output)
+	case c.Prefix:
 		// short: "DATE HOST APP[PID]: line"; the identifier is the app.
 		args = append(args, "--output=short-iso")
-	} else {
+	default:
 		args = append(args, "--output=cat")
+	}
+	if c.AfterCursor != "" {
+		args = append(args, "--after-cursor="+c.AfterCursor)
 	}
 	if c.Follow {
 		// --merge: since systemd 250, --follow alone means --boot too,
@@ -69,8 +81,14 @@ func Logs(ctx context.Context, c LogsConfig, stdout, stderr io.Writer) error {
 		// ID"); a pod's journal holds one boot anyway.
 		args = append(args, "--follow", "--merge")
 	}
-	if c.Lines > 0 {
+	switch {
+	case c.Lines > 0:
 		args = append(args, fmt.Sprintf("--lines=%d", c.Lines))
+	case c.Follow:
+		// journalctl --follow starts with the last ten records, and
+		// seeks to them racing with records being written: an app's
+		// first lines, written as it started, could be skipped.
+		args = append(args, "--lines=all")
 	}
 	for _, a := range c.Apps {
 		args = append(args, "SYSLOG_IDENTIFIER="+a)

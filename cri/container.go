@@ -256,7 +256,13 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 	if err != nil {
 		return nil, err
 	}
+	// The log file first: a container whose output has nowhere to go
+	// does not start.
+	if err := s.startLogs(c); err != nil {
+		return nil, internal(err)
+	}
 	if _, err := s.rkt(ctx, "app", "start", c.sb.p.UUID, "--app="+c.app); err != nil {
+		s.stopLogs(c.id)
 		return nil, internal(err)
 	}
 	return &runtimeapi.StartContainerResponse{}, nil
@@ -289,6 +295,8 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCont
 	if err != nil {
 		return nil, err
 	}
+	s.stopLogs(c.id)
+	defer os.Remove(s.cursorPath(c.id))
 	if !c.sb.running() {
 		// Nothing runs to remove the app from, and its files go with
 		// the pod: the container is only forgotten (the kubelet

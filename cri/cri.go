@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -54,6 +55,10 @@ type Server struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	runtimeapi.UnimplementedImageServiceServer
 	cfg Config
+	mu  sync.Mutex
+	// logs are the copies of running containers' output to their CRI
+	// log files, by container ID.
+	logs map[string]*logFollower
 }
 
 // New returns a server for cfg.
@@ -64,7 +69,7 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, removedDir), 0o700); err != nil {
 		return nil, fmt.Errorf("cri: state directory: %w", err)
 	}
-	return &Server{cfg: cfg}, nil
+	return &Server{cfg: cfg, logs: map[string]*logFollower{}}, nil
 }
 
 // Serve answers CRI requests on l until ctx ends.
@@ -75,6 +80,18 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	go func() {
 		<-ctx.Done()
 		g.GracefulStop()
+	}()
+	s.resumeLogs()
+	defer func() {
+		s.mu.Lock()
+		ids := make([]string, 0, len(s.logs))
+		for id := range s.logs {
+			ids = append(ids, id)
+		}
+		s.mu.Unlock()
+		for _, id := range ids {
+			s.stopLogs(id)
+		}
 	}()
 	return g.Serve(l)
 }

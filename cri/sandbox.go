@@ -32,6 +32,8 @@ type sandboxMeta struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	// NodeNetwork: the sandbox shares the node's network namespace.
 	NodeNetwork bool `json:"nodeNetwork,omitempty"`
+	// LogDirectory is where the kubelet wants its containers' logs.
+	LogDirectory string `json:"logDirectory,omitempty"`
 }
 
 // sandbox is one pod made by this server, as its directory tells.
@@ -96,7 +98,8 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	}
 	meta := sandboxMeta{Name: md.Name, UID: md.Uid, Namespace: md.Namespace, Attempt: md.Attempt,
 		Labels: cfg.Labels, Annotations: cfg.Annotations,
-		NodeNetwork: cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE}
+		NodeNetwork:  cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE,
+		LogDirectory: cfg.LogDirectory}
 	mj, err := json.Marshal(meta)
 	if err != nil {
 		return nil, internal(err)
@@ -259,7 +262,10 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 	}
 	os.Remove(filepath.Join(s.cfg.StateDir, sb.p.UUID+".log"))
 	for i := range sb.pm.Apps {
-		os.Remove(s.removedMark(containerID(sb.p.UUID, sb.pm.Apps[i].Name.String())))
+		id := containerID(sb.p.UUID, sb.pm.Apps[i].Name.String())
+		s.stopLogs(id)
+		os.Remove(s.removedMark(id))
+		os.Remove(s.cursorPath(id))
 	}
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
 }

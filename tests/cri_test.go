@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -152,10 +153,12 @@ func TestCRIPodLifecycle(t *testing.T) {
 		t.Errorf("ImageStatus of an image never pulled: %v %v, want no image", absent, err)
 	}
 
+	logDir := filepath.Join(e.root, "pod-logs")
 	sbCfg := &runtimeapi.PodSandboxConfig{
-		Metadata: &runtimeapi.PodSandboxMetadata{Name: "web", Uid: "uid-1", Namespace: "default"},
-		Hostname: "web-pod",
-		Labels:   map[string]string{"app": "web"},
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: "web", Uid: "uid-1", Namespace: "default"},
+		Hostname:     "web-pod",
+		Labels:       map[string]string{"app": "web"},
+		LogDirectory: logDir,
 	}
 	sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: sbCfg})
 	if err != nil {
@@ -188,6 +191,7 @@ func TestCRIPodLifecycle(t *testing.T) {
 			Envs:     []*runtimeapi.KeyValue{{Key: "GREETING", Value: []byte("hi")}},
 			Mounts:   []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: data, Readonly: true}},
 			Labels:   map[string]string{"tier": "front"},
+			LogPath:  "server/0.log",
 		}})
 	if err != nil {
 		t.Fatalf("CreateContainer: %v", err)
@@ -221,6 +225,35 @@ func TestCRIPodLifecycle(t *testing.T) {
 	waitState(cc.ContainerId, runtimeapi.ContainerState_CONTAINER_RUNNING)
 	if got := netHTTPGet(t, "http://"+ip+":8080/"); !strings.Contains(got, "web-pod") {
 		t.Errorf("the container on the pod's IP answered %q, want its hostname", got)
+	}
+	// Its output lands in the file the kubelet named, in the CRI format.
+	logFile := filepath.Join(logDir, "server", "0.log")
+	waitLogLine := func(what string) {
+		t.Helper()
+		re := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z stdout F ` + regexp.QuoteMeta(what))
+		var text string
+		for deadline := time.Now().Add(15 * time.Second); !re.MatchString(text) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			text = readFileOr(logFile)
+		}
+		if !re.MatchString(text) {
+			t.Errorf("CRI log %s: %q, want a line \"TIME stdout F %s\"; the journal has: %s", logFile, text, what,
+				e.Run("logs", "--output=short-precise", sb.PodSandboxId))
+		}
+	}
+	waitLogLine("env:GREETING=hi")
+	waitLogLine("http.listening=")
+	// Rotation: the kubelet renames the file away and asks for a new one.
+	if err := os.Rename(logFile, logFile+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.ReopenContainerLog(ctx, &runtimeapi.ReopenContainerLogRequest{ContainerId: cc.ContainerId}); err != nil {
+		t.Errorf("ReopenContainerLog: %v", err)
+	}
+	if _, err := os.Stat(logFile); err != nil {
+		t.Errorf("no new log file after ReopenContainerLog: %v", err)
+	}
+	if !strings.Contains(readFileOr(logFile+".1"), "stdout F http.listening=") {
+		t.Errorf("the rotated file lost its lines")
 	}
 	ex, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: cc.ContainerId, Timeout: 30,
 		Cmd: []string{"/inspect", "-read-file=/data/in", "-write-file=/data/x", "-print-env=GREETING", "-exit=3"}})
@@ -304,6 +337,17 @@ func TestCRIPodLifecycle(t *testing.T) {
 		t.Errorf("ListPodSandbox after removal: %v %v", l, err)
 	}
 	expectNothingLeft(t, before, hostNetState(t), []string{sb.PodSandboxId})
+	// No log copy (rkt logs, journalctl) outlives its container.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		procs := processesMentioning(sb.PodSandboxId)
+		if len(procs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("processes left for the removed sandbox: %v", procs)
+			break
+		}
+	}
 	if _, err := is.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
 		t.Errorf("RemoveImage: %v", err)
 	}
@@ -366,4 +410,17 @@ func TestCRIHostNetworkAndPorts(t *testing.T) {
 		}
 	}
 	expectNothingLeft(t, before, hostNetState(t), []string{node, podNet})
+}
+
+// processesMentioning lists the command lines that contain s.
+func processesMentioning(s string) []string {
+	var out []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, d := range dirs {
+		b, err := os.ReadFile(d)
+		if err == nil && strings.Contains(string(b), s) {
+			out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
 }

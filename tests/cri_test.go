@@ -80,6 +80,15 @@ func inspectDockerImage(t *testing.T) v1.Image {
 // criServer starts rkt-cri for e and returns a connected client.
 func criServer(t *testing.T, e *env) (runtimeapi.RuntimeServiceClient, runtimeapi.ImageServiceClient) {
 	t.Helper()
+	rt, is, _ := startCRI(t, e)
+	return rt, is
+}
+
+// startCRI starts rkt-cri for e and returns a connected client and a
+// function that stops the server (SIGINT, as a service manager would;
+// SIGKILL if it hangs). Stopping twice is harmless.
+func startCRI(t *testing.T, e *env) (runtimeapi.RuntimeServiceClient, runtimeapi.ImageServiceClient, func()) {
+	t.Helper()
 	sock := filepath.Join(e.root, "cri.sock")
 	args := append(e.globalArgs(), "--rkt="+rktBin(), "--insecure-options=image,http", "--listen="+sock,
 		"--state-dir="+filepath.Join(e.root, "cri"), "--sandbox-flag=--stage1-path="+testImage("stage1.aci"))
@@ -89,16 +98,19 @@ func criServer(t *testing.T, e *env) (runtimeapi.RuntimeServiceClient, runtimeap
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stop := func() {
 		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
 			<-done
 		}
+	}
+	t.Cleanup(func() {
+		stop()
 		if t.Failed() {
 			t.Logf("rkt-cri output:\n%s", out.String())
 		}
@@ -117,7 +129,7 @@ func criServer(t *testing.T, e *env) (runtimeapi.RuntimeServiceClient, runtimeap
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn)
+	return runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn), stop
 }
 
 // A pod's life through the CRI, as a kubelet drives it: pull, sandbox on
@@ -423,4 +435,74 @@ func processesMentioning(s string) []string {
 		}
 	}
 	return out
+}
+
+// A restarted server finds its sandboxes and containers where they were
+// (they run on without it), and the container log resumes where it
+// stopped: no line lost, none repeated.
+func TestCRIServerRestart(t *testing.T) {
+	netNeedStage1(t)
+	e := newEnv(t)
+	rt, is, stop := startCRI(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pulled, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: testImage("inspect.aci")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logDir := filepath.Join(e.root, "logs")
+	cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "kept", Uid: "u", Namespace: "default"},
+		LogDirectory: logDir, Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}}}
+	sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The app prints two lines as it starts, then serves.
+	port := freePort(t)
+	cc, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb.PodSandboxId, SandboxConfig: cfg,
+		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "web"}, LogPath: "web.log",
+			Image: &runtimeapi.ImageSpec{Image: pulled.ImageRef}, Args: []string{"-print-msg=before-restart", "-serve-http=127.0.0.1:" + strconv.Itoa(port)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(logDir, "web.log")
+	waitFor := func(what string) string {
+		t.Helper()
+		var text string
+		for deadline := time.Now().Add(15 * time.Second); !strings.Contains(text, what) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			text = readFileOr(logFile)
+		}
+		if !strings.Contains(text, what) {
+			t.Fatalf("log %s: %q, want %q", logFile, text, what)
+		}
+		return text
+	}
+	waitFor("http.listening=")
+
+	stop()
+	netHTTPGet(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/") // still serving without the server
+	rt, _, _ = startCRI(t, e)
+	l, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil || len(l.Containers) != 1 || l.Containers[0].Id != cc.ContainerId || l.Containers[0].State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("containers after the restart: %v %v", l, err)
+	}
+	// Stopping the container makes it print nothing more; what counts is
+	// that the resumed copy did not write the first lines again.
+	if _, err := rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the copy's drain after the exit
+	text := readFileOr(logFile)
+	for _, line := range []string{"before-restart", "http.listening="} {
+		if n := strings.Count(text, "stdout F "+line); n != 1 {
+			t.Errorf("%q appears %d times in the log after the restart, want once:\n%s", line, n, text)
+		}
+	}
+	if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -416,6 +416,21 @@ func TestCRIHostNetworkAndPorts(t *testing.T) {
 		PortMappings: []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_TCP, ContainerPort: 8080, HostPort: int32(hostPort)}}},
 		"-serve-http=:8080")
 	netHTTPGet(t, "http://127.0.0.1:"+strconv.Itoa(hostPort)+"/")
+	// Statistics of the running containers: a Go program's resident set
+	// is megabytes; its writable layer is the app's overlay upper dir.
+	ls, err := rt.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{})
+	if err != nil || len(ls.Stats) != 2 {
+		t.Fatalf("ListContainerStats: %v %v", ls, err)
+	}
+	for _, st := range ls.Stats {
+		if st.Memory.GetWorkingSetBytes().GetValue() < 1<<20 || st.Cpu.GetUsageCoreNanoSeconds() == nil || st.WritableLayer.GetFsId().GetMountpoint() == "" {
+			t.Errorf("stats of %s: %v", st.Attributes.GetMetadata().GetName(), st)
+		}
+	}
+	one, err := rt.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: ls.Stats[0].Attributes.Id})
+	if err != nil || one.Stats.Memory.GetWorkingSetBytes().GetValue() < 1<<20 {
+		t.Errorf("ContainerStats: %v %v", one, err)
+	}
 	for _, id := range []string{node, podNet} {
 		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
 			t.Fatalf("RemovePodSandbox: %v", err)

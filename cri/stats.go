@@ -188,3 +188,66 @@ func (s *Server) ListContainerStats(ctx context.Context, req *runtimeapi.ListCon
 	}
 	return &runtimeapi.ListContainerStatsResponse{Stats: out}, nil
 }
+
+// sandboxStats sums the statistics of the sandbox's containers: the
+// pod's own processes (its systemd, journald) are the runtime's, not the
+// pod's workload.
+func (s *Server) sandboxStats(sb *sandbox, all []*container) *runtimeapi.PodSandboxStats {
+	now := time.Now().UnixNano()
+	lx := &runtimeapi.LinuxPodSandboxStats{}
+	var cpu, mem uint64
+	running := false
+	for _, c := range all {
+		if c.sb.p.UUID != sb.p.UUID {
+			continue
+		}
+		cs := s.stats(c)
+		lx.Containers = append(lx.Containers, cs)
+		if cs.Cpu != nil {
+			running = true
+			cpu += cs.Cpu.UsageCoreNanoSeconds.GetValue()
+			mem += cs.Memory.WorkingSetBytes.GetValue()
+		}
+	}
+	if running {
+		lx.Cpu = &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: cpu}}
+		lx.Memory = &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{Value: mem},
+			UsageBytes: &runtimeapi.UInt64Value{Value: mem}, RssBytes: &runtimeapi.UInt64Value{Value: mem}}
+	}
+	return &runtimeapi.PodSandboxStats{Linux: lx, Attributes: &runtimeapi.PodSandboxAttributes{
+		Id: sb.p.UUID, Metadata: sb.metadata(), Labels: sb.meta.Labels, Annotations: sb.meta.Annotations}}
+}
+
+// PodSandboxStats reports a sandbox's containers and their sum.
+func (s *Server) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error) {
+	sb, err := s.sandbox(req.PodSandboxId)
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.containers()
+	if err != nil {
+		return nil, internal(err)
+	}
+	return &runtimeapi.PodSandboxStatsResponse{Stats: s.sandboxStats(sb, all)}, nil
+}
+
+// ListPodSandboxStats reports the sandboxes the filter lets through.
+func (s *Server) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
+	sbs, err := s.sandboxes()
+	if err != nil {
+		return nil, internal(err)
+	}
+	all, err := s.containers()
+	if err != nil {
+		return nil, internal(err)
+	}
+	f := req.GetFilter()
+	var out []*runtimeapi.PodSandboxStats
+	for _, sb := range sbs {
+		if f != nil && (f.Id != "" && !strings.HasPrefix(sb.p.UUID, f.Id) || !labelsMatch(sb.meta.Labels, f.LabelSelector)) {
+			continue
+		}
+		out = append(out, s.sandboxStats(sb, all))
+	}
+	return &runtimeapi.ListPodSandboxStatsResponse{Stats: out}, nil
+}

@@ -431,6 +431,15 @@ func TestCRIHostNetworkAndPorts(t *testing.T) {
 	if err != nil || one.Stats.Memory.GetWorkingSetBytes().GetValue() < 1<<20 {
 		t.Errorf("ContainerStats: %v %v", one, err)
 	}
+	ps, err := rt.ListPodSandboxStats(ctx, &runtimeapi.ListPodSandboxStatsRequest{})
+	if err != nil || len(ps.Stats) != 2 {
+		t.Fatalf("ListPodSandboxStats: %v %v", ps, err)
+	}
+	for _, st := range ps.Stats {
+		if len(st.Linux.GetContainers()) != 1 || st.Linux.GetMemory().GetWorkingSetBytes().GetValue() != st.Linux.Containers[0].Memory.GetWorkingSetBytes().GetValue() {
+			t.Errorf("sandbox stats of %s: %v", st.Attributes.GetId(), st)
+		}
+	}
 	for _, id := range []string{node, podNet} {
 		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
 			t.Fatalf("RemovePodSandbox: %v", err)

@@ -40,18 +40,7 @@ func (sb *sandbox) appPIDs(app string) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	main := 0
-	for _, k := range children(podPID) {
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", k))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(st), "\n") {
-			if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" && f[len(f)-1] == inner {
-				main = k
-			}
-		}
-	}
+	main := pod.ChildByNSPid(podPID, inner)
 	if main == 0 {
 		return nil, fmt.Errorf("app %s (pid %s in the pod) not found", app, inner)
 	}

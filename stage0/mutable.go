@@ -153,11 +153,7 @@ func (mp *mutablePod) entrypoint(op, app string, debug bool) error {
 		return cmd.Run()
 	})
 	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-			msg = msg[i+1:]
-		}
-		if msg != "" {
+		if msg := lastLine(stderr.Bytes()); msg != "" {
 			return fmt.Errorf("stage1 %s: %s", name, msg)
 		}
 		return fmt.Errorf("stage1 %s: %w", name, err)

@@ -173,17 +173,8 @@ func appHostPID(s1 string, podPID int, app string) (int, error) {
 	inner := strings.TrimSpace(string(b))
 	deadline := time.Now().Add(time.Second)
 	for {
-		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", podPID, podPID))
-		for _, k := range strings.Fields(string(kids)) {
-			st, err := os.ReadFile("/proc/" + k + "/status")
-			if err != nil {
-				continue
-			}
-			for _, line := range strings.Split(string(st), "\n") {
-				if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" && f[len(f)-1] == inner {
-					return strconv.Atoi(k)
-				}
-			}
+		if pid := pod.ChildByNSPid(podPID, inner); pid != 0 {
+			return pid, nil
 		}
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("app %s (pid %s in the pod) not found", app, inner)

@@ -448,3 +448,27 @@ func (p *Pod) WaitReady(ctx context.Context) error {
 func ProcessAlive(pid int) bool {
 	return pid > 0 && unix.Kill(pid, 0) != unix.ESRCH
 }
+
+// ChildByNSPid returns the host PID of the child of process parent whose
+// PID in its own PID namespace is nsPid (as an app's launcher records it
+// inside the pod), or 0 when no child has it. It maps an app's recorded
+// PID to the host's from the pod's PID 1.
+func ChildByNSPid(parent int, nsPid string) int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", parent))
+	for _, t := range tasks {
+		kids, _ := os.ReadFile(t)
+		for _, k := range strings.Fields(string(kids)) {
+			st, err := os.ReadFile("/proc/" + k + "/status")
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(st), "\n") {
+				if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" && f[len(f)-1] == nsPid {
+					n, _ := strconv.Atoi(k)
+					return n
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -95,20 +95,6 @@ func criFigure(b *bench) (sample, sample, error) {
 		}
 	}
 	d := medianOf(runs)
-	ref, err := median(b.runs, func() error {
-		port, err := appFreePort()
-		if err != nil {
-			return err
-		}
-		cmd := exec.Command(b.rkt(), "--dir="+f.dir, "--local-config="+f.dir+"/lc", "--system-config="+f.dir+"/sc",
-			"--user-config="+f.dir+"/uc", "run", stage1, "--net=host", flyInspect, "--", "-serve-http=127.0.0.1:"+port)
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		err = appWaitHTTP("127.0.0.1:" + port)
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		return err
-	})
+	ref, err := runUntilAnswers(b, f, stage1)
 	return sample{value: d}, sample{label: "rkt run of the same app until it answers", value: ref}, err
 }

@@ -7,6 +7,7 @@ import (
 	"compress/bzip2"
 	"context"
 	"crypto/sha512"
+	"encoding"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,26 @@ type ImportOptions struct {
 	// Progress, when set, gets a copy of every byte ImportFile reads
 	// (not of a file it finds already imported).
 	Progress io.Writer
+	// Check, when set, vouches for the image once the store has read and
+	// hashed all of it, before anything is committed: its error refuses
+	// the image, and nothing is stored. ImportFile reads a file it has
+	// imported before again when Check is set.
+	Check func(ImportedStream) error
+}
+
+// ImportedStream is what ImportOptions.Check learns of the image it is
+// asked to vouch for.
+type ImportedStream struct {
+	// Compression is the format the image came in.
+	Compression Compression
+	// TarSHA512 is the marshaled (encoding.BinaryMarshaler), unfinished
+	// state of the SHA-512 over the uncompressed tar: the image ID before
+	// its last step. For an uncompressed image that is the hash of the
+	// bytes as received, so a signature made with SHA-512 can be checked
+	// without hashing the image a second time.
+	TarSHA512 []byte
+	// OpenTar reads the uncompressed tar again.
+	OpenTar func() (io.ReadCloser, error)
 }
 
 // maxManifestSize bounds how much of a "manifest" entry is read.
@@ -126,7 +147,7 @@ func (s *Store) ImportFile(ctx context.Context, p string, opts ImportOptions) (I
 	if err != nil {
 		return ImageInfo{}, fmt.Errorf("import %s: %w", p, err)
 	}
-	if found {
+	if found && opts.Check == nil {
 		return hit, nil
 	}
 	if opts.SourceURL == "" {
@@ -489,6 +510,18 @@ func (s *Store) importStream(ctx context.Context, r io.Reader, opts ImportOption
 	}
 	if err := pipe.wait(); err != nil {
 		return info, tarErr(comp, err, afterEnd)
+	}
+	if opts.Check != nil {
+		state, err := bw.h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			return info, fmt.Errorf("image hash state: %w", err)
+		}
+		name := tmp.Name()
+		err = opts.Check(ImportedStream{Compression: comp, TarSHA512: state,
+			OpenTar: func() (io.ReadCloser, error) { return os.Open(name) }})
+		if err != nil {
+			return info, err
+		}
 	}
 	if err := tmp.Sync(); err != nil {
 		return info, fmt.Errorf("sync %s: %w", tmp.Name(), err)

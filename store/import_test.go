@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha512"
+	"encoding"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -375,4 +377,62 @@ func TestImportFullDiskLeavesNothing(t *testing.T) {
 	assertEmpty(t, s)
 	// Room again: the same store takes a small image.
 	mustImport(t, s, makeTar(t, manifestJSON("example.com/small", nil, nil, nil), file("rootfs/a", "a")))
+}
+
+// TestImportCheck: Check sees the whole image hashed before anything is
+// committed, its refusal leaves nothing, and ImportFile does not answer
+// from its record of a file when a Check must see it.
+func TestImportCheck(t *testing.T) {
+	s := newStore(t)
+	plain := makeTar(t, manifestJSON("example.com/checked", nil, nil, nil), file("rootfs/a", "1"))
+	refusal := errors.New("not this one")
+	var got ImportedStream
+	var reread []byte
+	check := func(st ImportedStream) error {
+		got = st
+		rc, err := st.OpenTar()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		reread, err = io.ReadAll(rc)
+		return err
+	}
+	for _, tc := range []struct {
+		data []byte
+		comp Compression
+	}{{plain, CompressionNone}, {gzipBytes(t, plain), CompressionGzip}} {
+		_, err := s.Import(context.Background(), bytes.NewReader(tc.data), ImportOptions{Check: func(st ImportedStream) error {
+			check(st)
+			return refusal
+		}})
+		if !errors.Is(err, refusal) {
+			t.Fatalf("%s: refused import returned %v", tc.comp, err)
+		}
+		assertEmpty(t, s)
+		if got.Compression != tc.comp || !bytes.Equal(reread, plain) {
+			t.Fatalf("%s: Check saw %s and read back %d bytes", tc.comp, got.Compression, len(reread))
+		}
+		// The state finishes to the image ID.
+		h := sha512.New()
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(got.TarSHA512); err != nil {
+			t.Fatal(err)
+		}
+		if want := sha512.Sum512(plain); !bytes.Equal(h.Sum(nil), want[:]) {
+			t.Fatalf("%s: TarSHA512 does not finish to the tar's SHA-512", tc.comp)
+		}
+	}
+
+	p := filepath.Join(t.TempDir(), "img.aci")
+	os.WriteFile(p, plain, 0o644)
+	if _, err := s.ImportFile(context.Background(), p, ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	if _, err := s.ImportFile(context.Background(), p, ImportOptions{Check: func(st ImportedStream) error {
+		calls++
+		return check(st)
+	}}); err != nil || calls != 1 {
+		t.Fatalf("ImportFile of a known file with Check: %v, %d calls", err, calls)
+	}
 }

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"crypto"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -103,6 +104,40 @@ func TestFetchRefusals(t *testing.T) {
 		liar := ftImage{name: "127.0.0.1/org/liar", version: "1"}.build(t)
 		e.publish(imagePath(name, "2"), liar, &good)
 		e.mustRefuse("not \"127.0.0.1/org/tampered\"", "fetch", name+":2")
+	})
+	t.Run("tampered-sha512", func(t *testing.T) {
+		// Signed with SHA-512, as GnuPG signs with an RSA key: the check of
+		// an uncompressed image takes the store's hash for the image ID
+		// instead of hashing it again, and must refuse just the same.
+		ent, err := openpgp.NewEntity("Test sha512", "", "sha512@example.com",
+			&packet.Config{Algorithm: packet.PubKeyAlgoRSA, RSABits: 2048})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := signerOf(t, "lib-rsa-sha512", ent, &packet.Config{DefaultHash: crypto.SHA512})
+		e.trust("127.0.0.1/org/sha512", k)
+		name := "127.0.0.1/org/sha512"
+		aci := ftImage{name: name, version: "1"}.build(t)
+		evil := ftImage{name: name, version: "1", files: map[string][]byte{"hello": []byte("evil\n")}}.build(t)
+		e.srv.put(imagePath(name, "1"), &ftFile{data: evil})
+		e.srv.put(imagePath(name, "1")+".asc", &ftFile{data: k.sign(aci)})
+		e.mustRefuse("signature does not match", "fetch", name+":1")
+		// Compressed, the signature covers other bytes than the image ID.
+		gz := compressWith(t, "gzip", evil)
+		e.srv.put(imagePath(name, "2"), &ftFile{data: gz})
+		e.srv.put(imagePath(name, "2")+".asc", &ftFile{data: k.sign(compressWith(t, "gzip", aci))})
+		e.mustRefuse("signature does not match", "fetch", name+":2")
+
+		e.publish(imagePath(name, "3"), aci, &k)
+		r := e.rkt("", "--debug", "fetch", name+":3")
+		if r.Code != 0 || !strings.Contains(r.Stderr, "one pass") {
+			t.Fatalf("good SHA-512 signature, uncompressed: want success through the shared hash: %s", r)
+		}
+		e.publish(imagePath(name, "4"), compressWith(t, "gzip", aci), &k)
+		r = e.rkt("", "--debug", "fetch", name+":4")
+		if r.Code != 0 || strings.Contains(r.Stderr, "one pass") {
+			t.Fatalf("good SHA-512 signature, gzip: want success, hashing the received bytes: %s", r)
+		}
 	})
 	t.Run("bad-tls", func(t *testing.T) {
 		bad := newFtServer(t, nil, false) // certificate not from the test CA

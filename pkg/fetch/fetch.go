@@ -274,6 +274,7 @@ func (f *Fetcher) importChecked(ctx context.Context, r io.Reader, sig []byte, wa
 		return store.ImageInfo{}, err
 	}
 	defer cr.Close()
+	opts.Check = cr.check
 	info, err := f.cfg.Store.Import(ctx, cr, opts)
 	if err != nil {
 		// The refusal, when it was one, is the clearer message.
@@ -282,19 +283,10 @@ func (f *Fetcher) importChecked(ctx context.Context, r io.Reader, sig []byte, wa
 		}
 		return store.ImageInfo{}, err
 	}
-	if !cr.ok() {
-		// The store committed without reading to the end: check the rest
-		// now and take the image back out if it fails.
-		_, cerr := io.Copy(io.Discard, cr)
-		if cerr != nil || !cr.ok() {
-			_ = f.cfg.Store.RemoveImage(info.ID)
-			if cerr == nil {
-				cerr = errors.New("image not fully read")
-			}
-			return store.ImageInfo{}, cerr
-		}
-	}
 	f.debugf("image %s signed by %s %v", info.Name, cr.Signer.Fingerprint, cr.Signer.UserIDs)
+	if cr.shared {
+		f.debugf("signature checked against the image ID's SHA-512 (one pass over the image)")
+	}
 	return info, nil
 }
 

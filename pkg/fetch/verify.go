@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"compress/bzip2"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,9 +23,14 @@ var errNameFound = errors.New("manifest name found")
 
 // checkedReader passes an image through to the store while checking its
 // signature on the same bytes, and reads the manifest's name on the side.
-// When the image ends it returns io.EOF only if the signature is good and
-// its key is trusted for that name; otherwise it returns the refusal, so
-// the store, which commits only after reading to the end, stores nothing.
+// The store calls check once it has read and hashed the whole image and
+// before it commits anything; check accepts the image only if the
+// signature is good and its key is trusted for that name, so a refused
+// image is never stored.
+//
+// When the image is uncompressed and signed with the hash the store
+// computes anyway for the image ID (SHA-512), the signature check takes
+// the store's hash state instead of hashing every byte a second time.
 type checkedReader struct {
 	src      io.Reader
 	ks       *keystore.Keystore
@@ -37,10 +43,13 @@ type checkedReader struct {
 	sideDone bool
 	nameCh   chan nameResult
 
-	finished bool
-	err      error
-	Signer   keystore.Signer
-	Name     string
+	started bool // the first bytes were seen and the mode chosen
+	shared  bool // the verifier takes the store's SHA-512 state
+	eof     bool
+	ended   bool // the verifier was finished or aborted
+	err     error
+	Signer  keystore.Signer
+	Name    string
 }
 
 type nameResult struct {
@@ -68,7 +77,7 @@ func newCheckedReader(src io.Reader, ks *keystore.Keystore, sig []byte, want str
 }
 
 func (c *checkedReader) Read(p []byte) (int, error) {
-	if c.finished {
+	if c.ended || c.eof {
 		if c.err != nil {
 			return 0, c.err
 		}
@@ -76,9 +85,18 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.src.Read(p)
 	if n > 0 {
-		if _, werr := c.verifier.Write(p[:n]); werr != nil {
-			c.fail(fmt.Errorf("check signature: %w", werr))
-			return 0, c.err
+		if !c.started {
+			c.started = true
+			// The store detects the format from the same first bytes;
+			// with fewer than it looks at, stay on the safe side.
+			h, ok := c.verifier.SharedHash()
+			c.shared = ok && h == crypto.SHA512 && n >= 6 && store.DetectCompression(p[:n]) == store.CompressionNone
+		}
+		if !c.shared {
+			if _, werr := c.verifier.Write(p[:n]); werr != nil {
+				c.fail(fmt.Errorf("check signature: %w", werr))
+				return 0, c.err
+			}
 		}
 		if !c.sideDone {
 			if _, serr := c.side.Write(p[:n]); serr != nil {
@@ -88,10 +106,8 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 		}
 	}
 	if err == io.EOF {
-		c.finish()
-		if c.err != nil {
-			return n, c.err
-		}
+		c.eof = true
+		c.side.Close()
 		return n, io.EOF
 	}
 	if err != nil {
@@ -102,50 +118,70 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 }
 
 func (c *checkedReader) fail(err error) {
-	if c.finished {
+	if c.ended {
 		return
 	}
-	c.finished = true
+	c.ended = true
 	c.err = err
 	c.verifier.Abort(err)
 	c.side.CloseWithError(err)
 	<-c.nameCh
 }
 
-// finish decides, at the end of the image, whether it may be stored.
-func (c *checkedReader) finish() {
-	c.finished = true
-	c.side.Close()
+// check is the store's ImportOptions.Check: it decides, once the whole
+// image has been read, whether it may be stored.
+func (c *checkedReader) check(st store.ImportedStream) error {
+	if c.ended {
+		if c.err != nil {
+			return c.err
+		}
+		return errors.New("signature check already ended")
+	}
+	if !c.eof {
+		c.fail(errors.New("image not read to its end"))
+		return c.err
+	}
+	c.ended = true
 	nr := <-c.nameCh
-	signer, err := c.verifier.Finish()
+	var signer keystore.Signer
+	var err error
+	switch {
+	case !c.shared:
+		signer, err = c.verifier.Finish()
+	case st.Compression != store.CompressionNone:
+		// Cannot happen: both looked at the same first bytes.
+		c.verifier.Abort(errors.New("image format changed"))
+		err = fmt.Errorf("check signature: the store read a %s image, not an uncompressed one", st.Compression)
+	default:
+		signer, err = c.verifier.FinishShared(st.TarSHA512, st.OpenTar)
+	}
 	if err != nil {
 		c.err = err
-		return
+		return err
 	}
 	c.Signer = signer
 	if nr.err != nil {
 		c.err = fmt.Errorf("%w: %v", store.ErrInvalidImage, nr.err)
-		return
+		return c.err
 	}
 	c.Name = nr.name
 	if c.want != "" && nr.name != c.want {
 		c.err = fmt.Errorf("%w: the image is called %q, not %q as requested", ErrNameMismatch, nr.name, c.want)
-		return
+		return c.err
 	}
 	if err := c.ks.Vouches(signer.Fingerprint, nr.name); err != nil {
 		c.err = err
+		return err
 	}
+	return nil
 }
 
 // Close ends the side readers if the store stopped early.
 func (c *checkedReader) Close() {
-	if !c.finished {
+	if !c.ended {
 		c.fail(errors.New("image not read to its end"))
 	}
 }
-
-// ok tells whether the whole image was read and accepted.
-func (c *checkedReader) ok() bool { return c.finished && c.err == nil }
 
 // manifestName reads an ACI (compressed or not) up to its manifest entry.
 func manifestName(r io.Reader) (string, error) {

@@ -6,6 +6,8 @@ package keystore
 
 import (
 	"bytes"
+	"crypto"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -361,7 +363,23 @@ type Verifier struct {
 	// abortErr is set before ch is closed by Abort.
 	abortErr error
 	closed   bool
+
+	// What FinishShared needs: the signature's first packet, and the
+	// keys and signature to check again from the data if the library
+	// does not take the shared state.
+	sig        *packet.Signature
+	ring       openpgp.EntityList
+	armoredSig []byte
+	// state is set, before ch is closed, by FinishShared.
+	state   []byte
+	written bool
 }
+
+// errStateRefused: the signature check did not start from a fresh hash of
+// the shared algorithm, so it could not take over a state computed
+// elsewhere (a salted or non-binary signature, or a library that hashes
+// differently). FinishShared then reads the data again.
+var errStateRefused = errors.New("signature hash cannot take a shared state")
 
 const (
 	verifyBufSize = 1 << 20
@@ -405,6 +423,8 @@ func (r *chanReader) Read(p []byte) (int, error) {
 }
 
 // WriteTo lets io.Copy hash whole buffers without copying them again.
+// After FinishShared it instead sets the signature's hash (w, fresh from
+// the library) to the state computed elsewhere.
 func (r *chanReader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
@@ -417,6 +437,10 @@ func (r *chanReader) WriteTo(w io.Writer) (int64, error) {
 			}
 		}
 		if !r.next() {
+			// ch is closed: state, set before that, can be read.
+			if total == 0 && r.v.state != nil {
+				return 0, adoptState(w, r.v.state, r.v.sig.Hash)
+			}
 			err := r.end()
 			if err == io.EOF {
 				err = nil
@@ -430,7 +454,38 @@ func (r *chanReader) end() error {
 	if r.v.abortErr != nil {
 		return r.v.abortErr
 	}
+	if r.v.state != nil {
+		// Only WriteTo can hand over a shared state.
+		return errStateRefused
+	}
 	return io.EOF
+}
+
+// adoptState sets w, the hash the library will finish the signature check
+// with, to state. It insists that w is exactly a fresh hash of algorithm h,
+// so that nothing the library wrote first (a salt) is lost; otherwise the
+// caller hashes the data itself.
+func adoptState(w io.Writer, state []byte, h crypto.Hash) error {
+	hw, ok := w.(interface {
+		encoding.BinaryMarshaler
+		encoding.BinaryUnmarshaler
+	})
+	if !ok || !h.Available() {
+		return errStateRefused
+	}
+	fresh, ok := h.New().(encoding.BinaryMarshaler)
+	if !ok {
+		return errStateRefused
+	}
+	want, err1 := fresh.MarshalBinary()
+	got, err2 := hw.MarshalBinary()
+	if err1 != nil || err2 != nil || !bytes.Equal(want, got) {
+		return errStateRefused
+	}
+	if err := hw.UnmarshalBinary(state); err != nil {
+		return errStateRefused
+	}
+	return nil
 }
 
 // drain keeps buffers flowing back to the writer after the check ended.
@@ -451,10 +506,11 @@ func (r *chanReader) drain() {
 // is a candidate, and the caller must call Vouches with the image's name
 // before accepting it.
 func (ks *Keystore) NewVerifier(name string, armoredSig []byte) (*Verifier, error) {
-	issuer, err := signatureIssuer(armoredSig)
+	sig, err := firstSignature(armoredSig)
 	if err != nil {
 		return nil, err
 	}
+	issuer := *sig.IssuerKeyId
 	all, err := ks.List()
 	if err != nil {
 		return nil, err
@@ -481,22 +537,69 @@ func (ks *Keystore) NewVerifier(name string, armoredSig []byte) (*Verifier, erro
 		return nil, fmt.Errorf("%w: no key trusted for %s has ID %016X (see rkt trust)", ErrUntrusted, what, issuer)
 	}
 	v := &Verifier{name: name, ch: make(chan []byte, verifyBufs), free: make(chan []byte, verifyBufs+1),
-		done: make(chan verifyResult, 1)}
+		done: make(chan verifyResult, 1), sig: sig, ring: ring, armoredSig: armoredSig}
 	for i := 0; i < verifyBufs; i++ {
 		v.free <- make([]byte, 0, verifyBufSize)
 	}
 	v.cur = <-v.free
 	go func() {
 		r := &chanReader{v: v}
-		block, err := armor.Decode(bytes.NewReader(armoredSig))
-		var signer *openpgp.Entity
-		if err == nil {
-			signer, err = openpgp.CheckDetachedSignature(ring, r, block.Body, nil)
-		}
+		signer, err := checkDetached(ring, r, armoredSig)
 		r.drain()
 		v.done <- verifyResult{signer, err}
 	}()
 	return v, nil
+}
+
+func checkDetached(ring openpgp.EntityList, signed io.Reader, armoredSig []byte) (*openpgp.Entity, error) {
+	block, err := armor.Decode(bytes.NewReader(armoredSig))
+	if err != nil {
+		return nil, err
+	}
+	return openpgp.CheckDetachedSignature(ring, signed, block.Body, nil)
+}
+
+// SharedHash tells which hash the signature was made with when a caller
+// that computes that hash over the same bytes anyway may skip Write and end
+// with FinishShared: for a version 4 signature of binary data (no salt, no
+// line-ending rewrite). The store's SHA-512 for the image ID of an
+// uncompressed image is such a hash when the signature used SHA-512, as
+// GnuPG's does with an RSA key.
+func (v *Verifier) SharedHash() (crypto.Hash, bool) {
+	if v.sig.Version != 4 || v.sig.SigType != packet.SigTypeBinary {
+		return 0, false
+	}
+	return v.sig.Hash, true
+}
+
+// FinishShared is Finish for a check whose data was never written: state is
+// the marshaled (encoding.BinaryMarshaler) state of a SharedHash hash over
+// exactly the signed data, not finalised. Should the OpenPGP library not
+// take the state, the data is read again from reread and hashed here.
+func (v *Verifier) FinishShared(state []byte, reread func() (io.ReadCloser, error)) (Signer, error) {
+	if v.closed {
+		return Signer{}, errors.New("signature check already ended")
+	}
+	if v.written {
+		v.Abort(errors.New("data written before a shared finish"))
+		return Signer{}, errors.New("signature check: data was written, the shared state would skip it")
+	}
+	v.state = state
+	v.closed = true
+	close(v.ch)
+	r := <-v.done
+	if errors.Is(r.err, errStateRefused) {
+		rc, err := reread()
+		if err != nil {
+			return Signer{}, fmt.Errorf("check signature: %w", err)
+		}
+		defer rc.Close()
+		r.signer, r.err = checkDetached(v.ring, rc, v.armoredSig)
+	}
+	if r.err != nil {
+		return Signer{}, classify(v.name, r.err)
+	}
+	return Signer{Fingerprint: Fingerprint(r.signer), UserIDs: UserIDs(r.signer)}, nil
 }
 
 // Write feeds signed data to the check.
@@ -505,6 +608,7 @@ func (v *Verifier) Write(p []byte) (int, error) {
 		return 0, errors.New("write after the signature check ended")
 	}
 	n := len(p)
+	v.written = v.written || n > 0
 	for len(p) > 0 {
 		m := copy(v.cur[len(v.cur):cap(v.cur)], p)
 		v.cur = v.cur[:len(v.cur)+m]
@@ -607,24 +711,24 @@ func (ks *Keystore) Verify(name string, signed io.Reader, armoredSig []byte) (Si
 	return v.Finish()
 }
 
-// signatureIssuer returns the issuer key ID of the first signature packet.
-func signatureIssuer(armoredSig []byte) (uint64, error) {
+// firstSignature returns the first signature packet, which has an issuer.
+func firstSignature(armoredSig []byte) (*packet.Signature, error) {
 	block, err := armor.Decode(bytes.NewReader(armoredSig))
 	if err != nil {
-		return 0, fmt.Errorf("%w: not an armored OpenPGP signature: %v", ErrBadSignature, err)
+		return nil, fmt.Errorf("%w: not an armored OpenPGP signature: %v", ErrBadSignature, err)
 	}
 	if block.Type != openpgp.SignatureType {
-		return 0, fmt.Errorf("%w: armored block is %q, not a signature", ErrBadSignature, block.Type)
+		return nil, fmt.Errorf("%w: armored block is %q, not a signature", ErrBadSignature, block.Type)
 	}
 	p, err := packet.NewReader(block.Body).Next()
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	sig, ok := p.(*packet.Signature)
 	if !ok || sig.IssuerKeyId == nil {
-		return 0, fmt.Errorf("%w: no issuer in signature", ErrBadSignature)
+		return nil, fmt.Errorf("%w: no issuer in signature", ErrBadSignature)
 	}
-	return *sig.IssuerKeyId, nil
+	return sig, nil
 }
 
 // Expired tells whether e's primary key has expired or been revoked at t,

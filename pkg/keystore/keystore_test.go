@@ -2,7 +2,12 @@ package keystore
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -120,5 +125,78 @@ func TestExpiredAndRevoked(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(dir, "trustedkeys", "prefix.d", "example.com", Fingerprint(revoked)))
 	if bytes.Contains(b, []byte("PRIVATE")) || !bytes.Contains(b, []byte("PUBLIC KEY")) {
 		t.Fatalf("stored key file:\n%s", b)
+	}
+}
+
+// sha512State is the marshaled, unfinished SHA-512 state over data, as the
+// store has it for an image ID.
+func sha512State(t *testing.T, data []byte) []byte {
+	t.Helper()
+	h := sha512.New()
+	h.Write(data)
+	st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestFinishShared(t *testing.T) {
+	dir := t.TempDir()
+	ks := New(filepath.Join(dir, "system"), filepath.Join(dir, "local"))
+	rsaKey := newKey(t, packet.PubKeyAlgoRSA, nil)
+	if _, err := ks.Store("example.com", rsaKey); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("an image "), 100000)
+	sig := sign(t, rsaKey, data, &packet.Config{DefaultHash: crypto.SHA512})
+	rereads := 0
+	reread := func(b []byte) func() (io.ReadCloser, error) {
+		return func() (io.ReadCloser, error) {
+			rereads++
+			return io.NopCloser(bytes.NewReader(b)), nil
+		}
+	}
+	finish := func(state []byte, again []byte) (Signer, error) {
+		t.Helper()
+		v, err := ks.NewVerifier("example.com/a", sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, ok := v.SharedHash(); !ok || h != crypto.SHA512 {
+			t.Fatalf("SharedHash = %v, %v; want SHA-512", h, ok)
+		}
+		return v.FinishShared(state, reread(again))
+	}
+
+	s, err := finish(sha512State(t, data), nil)
+	if err != nil || s.Fingerprint != Fingerprint(rsaKey) || rereads != 0 {
+		t.Fatalf("shared state of the signed data: %v %v (%d rereads)", s, err, rereads)
+	}
+	tampered := append([]byte{}, data...)
+	tampered[5000] ^= 1
+	if _, err := finish(sha512State(t, tampered), nil); !errors.Is(err, ErrBadSignature) || rereads != 0 {
+		t.Fatalf("shared state of tampered data: %v (%d rereads)", err, rereads)
+	}
+	// A state the signature's hash cannot take (another algorithm's) makes
+	// the check read the data again, and judge what it reads.
+	h256 := sha256.New()
+	h256.Write(data)
+	wrong, _ := h256.(encoding.BinaryMarshaler).MarshalBinary()
+	if s, err := finish(wrong, data); err != nil || s.Fingerprint != Fingerprint(rsaKey) || rereads != 1 {
+		t.Fatalf("refused state, good data: %v %v (%d rereads)", s, err, rereads)
+	}
+	if _, err := finish(wrong, tampered); !errors.Is(err, ErrBadSignature) || rereads != 2 {
+		t.Fatalf("refused state, tampered data: %v (%d rereads)", err, rereads)
+	}
+
+	// Data written first cannot be finished with a state.
+	v, err := ks.NewVerifier("example.com/a", sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Write(data[:10])
+	if _, err := v.FinishShared(sha512State(t, data), reread(data)); err == nil {
+		t.Fatal("FinishShared after Write succeeded")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/appc/spec/schema/types"
@@ -252,7 +253,11 @@ func (f *Fetcher) fetchFile(ctx context.Context, p string) (string, error) {
 			r = io.TeeReader(file, p)
 		}
 	}
-	info, err := f.importChecked(ctx, r, sig, "", store.ImportOptions{SourceURL: abs})
+	trusted, err := f.cfg.Keystore.Trusted()
+	if err != nil {
+		return "", err
+	}
+	info, err := f.importChecked(ctx, r, trusted, sig, "", store.ImportOptions{SourceURL: abs})
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", p, err)
 	}
@@ -268,8 +273,8 @@ func (f *Fetcher) importProgress(path string, size int64) *progress {
 
 // importChecked streams r into the store through a signature check; see
 // checkedReader.
-func (f *Fetcher) importChecked(ctx context.Context, r io.Reader, sig []byte, want string, opts store.ImportOptions) (store.ImageInfo, error) {
-	cr, err := newCheckedReader(r, f.cfg.Keystore, sig, want)
+func (f *Fetcher) importChecked(ctx context.Context, r io.Reader, trusted *keystore.Trusted, sig []byte, want string, opts store.ImportOptions) (store.ImageInfo, error) {
+	cr, err := newCheckedReader(r, trusted, sig, want)
 	if err != nil {
 		return store.ImageInfo{}, err
 	}
@@ -450,15 +455,23 @@ func (f *Fetcher) fetchURL(ctx context.Context, u, ascURL, name string) (string,
 	}
 
 	// The signature comes first: it is small, and if it is missing or made
-	// by an untrusted key the image need not be downloaded at all.
+	// by an untrusted key the image need not be downloaded at all. The
+	// trusted keys are read meanwhile.
 	var sig []byte
+	var trusted func() (*keystore.Trusted, error)
 	if !f.cfg.InsecureSkipVerify {
+		trusted = sync.OnceValues(f.cfg.Keystore.Trusted)
+		go func() { _, _ = trusted() }()
 		if sig, err = f.signature(ctx, u, ascURL); err != nil {
 			return "", err
 		}
 		if name != "" {
-			if err := f.maybeTrustKeys(ctx, name, sig); err != nil {
+			stored, err := f.maybeTrustKeys(ctx, name, sig)
+			if err != nil {
 				return "", err
+			}
+			if stored > 0 {
+				trusted = sync.OnceValues(f.cfg.Keystore.Trusted)
 			}
 		}
 	}
@@ -497,7 +510,10 @@ func (f *Fetcher) fetchURL(ctx context.Context, u, ascURL, name string) (string,
 	if f.cfg.InsecureSkipVerify {
 		info, err = f.cfg.Store.Import(ctx, body, opts)
 	} else {
-		info, err = f.importChecked(ctx, body, sig, name, opts)
+		var t *keystore.Trusted
+		if t, err = trusted(); err == nil {
+			info, err = f.importChecked(ctx, body, t, sig, name, opts)
+		}
 	}
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", u, err)

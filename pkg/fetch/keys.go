@@ -78,18 +78,18 @@ func (f *Fetcher) DiscoverKeys(ctx context.Context, prefix string) ([]FetchedKey
 
 // maybeTrustKeys, with --trust-keys-from-https (or the pubkey insecure
 // option), trusts the keys discovery offers for name when no trusted key
-// made sig yet.
-func (f *Fetcher) maybeTrustKeys(ctx context.Context, name string, sig []byte) error {
+// made sig yet. It returns how many keys it stored.
+func (f *Fetcher) maybeTrustKeys(ctx context.Context, name string, sig []byte) (int, error) {
 	if !f.cfg.TrustKeysFromHTTPS && !f.cfg.InsecureSkipPubKey {
-		return nil
+		return 0, nil
 	}
 	if v, err := f.cfg.Keystore.NewVerifier(name, sig); err == nil {
 		v.Abort(errStop)
-		return nil
+		return 0, nil
 	}
 	keys, err := f.DiscoverKeys(ctx, name)
 	if err != nil {
-		return fmt.Errorf("--trust-keys-from-https: %w", err)
+		return 0, fmt.Errorf("--trust-keys-from-https: %w", err)
 	}
 	var skipped []string
 	stored := 0
@@ -100,15 +100,15 @@ func (f *Fetcher) maybeTrustKeys(ctx context.Context, name string, sig []byte) e
 		}
 		st, err := f.cfg.Keystore.Store(name, k.Entity)
 		if err != nil {
-			return err
+			return stored, err
 		}
 		f.logf("Trusting key %s (%s) for prefix %q, fetched from %s", st.Fingerprint, strings.Join(st.UserIDs, ", "), name, k.Location)
 		stored++
 	}
 	if stored == 0 && len(skipped) > 0 {
-		return fmt.Errorf("%s: %w: the discovered keys were not fetched over verified HTTPS, so --trust-keys-from-https does not trust them (%s)", name, keystore.ErrUntrusted, strings.Join(skipped, "; "))
+		return 0, fmt.Errorf("%s: %w: the discovered keys were not fetched over verified HTTPS, so --trust-keys-from-https does not trust them (%s)", name, keystore.ErrUntrusted, strings.Join(skipped, "; "))
 	}
-	return nil
+	return stored, nil
 }
 
 type stopError struct{}

@@ -33,7 +33,7 @@ var errNameFound = errors.New("manifest name found")
 // the store's hash state instead of hashing every byte a second time.
 type checkedReader struct {
 	src      io.Reader
-	ks       *keystore.Keystore
+	trusted  *keystore.Trusted
 	verifier *keystore.Verifier
 	// want is the name the image must carry ("" when unknown, as for an
 	// URL or a file).
@@ -57,13 +57,13 @@ type nameResult struct {
 	err  error
 }
 
-func newCheckedReader(src io.Reader, ks *keystore.Keystore, sig []byte, want string) (*checkedReader, error) {
-	v, err := ks.NewVerifier(want, sig)
+func newCheckedReader(src io.Reader, trusted *keystore.Trusted, sig []byte, want string) (*checkedReader, error) {
+	v, err := trusted.NewVerifier(want, sig)
 	if err != nil {
 		return nil, err
 	}
 	pr, pw := io.Pipe()
-	c := &checkedReader{src: src, ks: ks, verifier: v, want: want, side: pw, nameCh: make(chan nameResult, 1)}
+	c := &checkedReader{src: src, trusted: trusted, verifier: v, want: want, side: pw, nameCh: make(chan nameResult, 1)}
 	go func() {
 		name, err := manifestName(pr)
 		if err == nil {
@@ -169,7 +169,7 @@ func (c *checkedReader) check(st store.ImportedStream) error {
 		c.err = fmt.Errorf("%w: the image is called %q, not %q as requested", ErrNameMismatch, nr.name, c.want)
 		return c.err
 	}
-	if err := c.ks.Vouches(signer.Fingerprint, nr.name); err != nil {
+	if err := c.trusted.Vouches(signer.Fingerprint, nr.name); err != nil {
 		c.err = err
 		return err
 	}

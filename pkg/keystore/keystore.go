@@ -506,18 +506,40 @@ func (r *chanReader) drain() {
 // is a candidate, and the caller must call Vouches with the image's name
 // before accepting it.
 func (ks *Keystore) NewVerifier(name string, armoredSig []byte) (*Verifier, error) {
+	t, err := ks.Trusted()
+	if err != nil {
+		return nil, err
+	}
+	return t.NewVerifier(name, armoredSig)
+}
+
+// Trusted is the set of trusted keys as read at one moment. Reading and
+// parsing the keys takes milliseconds; a fetch reads them once, while its
+// first requests are on the wire, and checks the signature and the name
+// against that set.
+type Trusted struct {
+	keys []Key
+}
+
+// Trusted reads every trusted key.
+func (ks *Keystore) Trusted() (*Trusted, error) {
+	keys, err := ks.List()
+	if err != nil {
+		return nil, err
+	}
+	return &Trusted{keys: keys}, nil
+}
+
+// NewVerifier is Keystore.NewVerifier with these keys.
+func (t *Trusted) NewVerifier(name string, armoredSig []byte) (*Verifier, error) {
 	sig, err := firstSignature(armoredSig)
 	if err != nil {
 		return nil, err
 	}
 	issuer := *sig.IssuerKeyId
-	all, err := ks.List()
-	if err != nil {
-		return nil, err
-	}
 	var ring openpgp.EntityList
 	var others []Key
-	for _, k := range all {
+	for _, k := range t.keys {
 		if name == "" || vouches(k.Prefix, name) {
 			ring = append(ring, k.Entity)
 		} else {
@@ -678,12 +700,17 @@ func classify(name string, err error) error {
 
 // Vouches checks that a key with fingerprint fp is trusted for name.
 func (ks *Keystore) Vouches(fp, name string) error {
-	all, err := ks.List()
+	t, err := ks.Trusted()
 	if err != nil {
 		return err
 	}
+	return t.Vouches(fp, name)
+}
+
+// Vouches is Keystore.Vouches with these keys.
+func (t *Trusted) Vouches(fp, name string) error {
 	var prefixes []string
-	for _, k := range all {
+	for _, k := range t.keys {
 		if k.Fingerprint != fp {
 			continue
 		}

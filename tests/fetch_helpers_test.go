@@ -70,7 +70,11 @@ func newFtCA(t *testing.T) *ftCA {
 	return &ftCA{cert: cert, key: key, pemPath: p}
 }
 
-// serverCert issues a certificate for 127.0.0.1 and localhost.
+// proxiedHost is a name that only the test proxy resolves (to 127.0.0.1):
+// Go never sends requests for 127.0.0.1 or localhost through a proxy.
+const proxiedHost = "images.proxied.test"
+
+// serverCert issues a certificate for 127.0.0.1, localhost and proxiedHost.
 func (ca *ftCA) serverCert(t *testing.T) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -85,7 +89,7 @@ func (ca *ftCA) serverCert(t *testing.T) tls.Certificate {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     []string{"localhost", proxiedHost},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
@@ -181,13 +185,13 @@ func (s *ftServer) redirect(path, target string) {
 }
 
 // discoveryPage serves a page for prefix (a name like 127.0.0.1/org) with
-// the given meta tags.
+// the given meta tags, whatever host the name has.
 func (s *ftServer) discoveryPage(prefix string, metas ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	path := strings.TrimPrefix(prefix, "127.0.0.1")
-	if path == "" {
-		path = "/"
+	path := "/"
+	if i := strings.Index(prefix, "/"); i >= 0 {
+		path = prefix[i:]
 	}
 	var b strings.Builder
 	b.WriteString("<!DOCTYPE html>\n<html><head>\n")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -13,7 +14,11 @@ import (
 
 	appcdisc "github.com/appc/spec/discovery"
 	"github.com/appc/spec/schema/types"
+	"github.com/rktng/rkt/pkg/tlsroots"
 )
+
+// dialTimeout is what the appc package gives a connection.
+const dialTimeout = 20 * time.Second
 
 // ErrNotFound: no discovery page under any prefix of the name offered a
 // template (or key) for it.
@@ -49,6 +54,10 @@ type Endpoint struct {
 // clientMu guards the appc package's shared clients, which we give a
 // timeout before every use.
 var clientMu sync.Mutex
+
+// systemRoots points the appc package's verifying client at tlsroots'
+// verification, once, before its first use.
+var systemRoots sync.Once
 
 func (c Config) insecure() appcdisc.InsecureOption {
 	var o appcdisc.InsecureOption
@@ -123,6 +132,11 @@ func (c Config) run(ctx context.Context, fn func()) error {
 	go func() {
 		clientMu.Lock()
 		defer clientMu.Unlock()
+		systemRoots.Do(func() {
+			if tr, ok := appcdisc.Client.Transport.(*http.Transport); ok {
+				tr.DialTLSContext = tlsroots.System().DialTLS(&net.Dialer{Timeout: dialTimeout}, dialTimeout)
+			}
+		})
 		appcdisc.Client.Timeout = t
 		appcdisc.ClientInsecureTLS.Timeout = t
 		fn()

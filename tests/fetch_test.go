@@ -556,4 +556,13 @@ func TestFetchCertDir(t *testing.T) {
 	if r := run("SSL_CERT_FILE=/nonexistent", "SSL_CERT_DIR="+t.TempDir()); r.Code == 0 || !strings.Contains(r.Stderr, "certificate") {
 		t.Fatalf("fetch without the CA: %s", r)
 	}
+	// A bundle that lacks the CA does not hide the directory that has it
+	// (rkt verifies against the bundle first, then against both).
+	other := newFtCA(t)
+	if r := run("SSL_CERT_FILE="+other.pemPath, "SSL_CERT_DIR="+certDir); r.Code != 0 {
+		t.Fatalf("fetch with the CA in SSL_CERT_DIR and another in SSL_CERT_FILE: %s", r)
+	}
+	if r := run("SSL_CERT_FILE="+other.pemPath, "SSL_CERT_DIR="+t.TempDir()); r.Code == 0 || !strings.Contains(r.Stderr, "certificate signed by unknown authority") {
+		t.Fatalf("fetch with neither holding the CA: %s", r)
+	}
 }

@@ -3,7 +3,6 @@ package fetch
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rktng/rkt/pkg/tlsroots"
 )
 
 // Timeouts for HTTP. A large image may take long to download; what must
@@ -25,28 +26,28 @@ const (
 	maxSignatureLen = 1 << 20
 )
 
-// WarmTLSRoots starts loading the system's CA certificates in the
-// background when one of refs will need the network. Go reads and decodes
-// every file of /etc/ssl/certs on the first TLS handshake (25 ms here, in
-// the path of every fetch); started at once, that overlaps opening the
-// store and reading the configuration instead of delaying the download.
+// WarmTLSRoots starts reading the system's CA bundle (see tlsroots) in the
+// background when one of refs will need the network, so that it overlaps
+// opening the store and reading the configuration.
 func WarmTLSRoots(refs ...string) {
 	for _, r := range refs {
 		switch Classify(r) {
 		case KindURL, KindName, KindContainer:
-			go func() { _, _ = x509.SystemCertPool() }()
+			tlsroots.System().Warm()
 			return
 		}
 	}
 }
 
 // newHTTPClient builds the one client a Fetcher uses: proxies from the
-// environment, the system CA store (crypto/x509 honours SSL_CERT_FILE and
-// SSL_CERT_DIR), timeouts on connection and headers but not on the body.
+// environment, the system CA store (SSL_CERT_FILE and SSL_CERT_DIR
+// honoured; see tlsroots), timeouts on connection and headers but not on
+// the body.
 func newHTTPClient(cfg *Config) *http.Client {
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialer.DialContext,
 		TLSHandshakeTimeout:   dialTimeout,
 		ResponseHeaderTimeout: headerTimeout,
 		ExpectContinueTimeout: time.Second,
@@ -67,6 +68,8 @@ func newHTTPClient(cfg *Config) *http.Client {
 	}
 	if cfg.InsecureSkipTLSVerify {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	} else {
+		tr.DialTLSContext = tlsroots.System().DialTLS(dialer, dialTimeout)
 	}
 	return &http.Client{
 		Transport: tr,

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/bzip2"
 	"context"
+	"crypto"
 	"crypto/sha512"
 	"encoding"
 	"encoding/hex"
@@ -48,6 +49,12 @@ type ImportOptions struct {
 	// the image, and nothing is stored. ImportFile reads a file it has
 	// imported before again when Check is set.
 	Check func(ImportedStream) error
+	// RawHash, when set, is computed over an uncompressed image (whose
+	// bytes as received are the tar) beside the image ID's SHA-512, on
+	// the same buffers, and given to Check: a signature over the image
+	// then needs no pass of its own. SHA-512 is the image ID's own hash
+	// and costs nothing more. Compressed images are not hashed again.
+	RawHash crypto.Hash
 }
 
 // ImportedStream is what ImportOptions.Check learns of the image it is
@@ -55,12 +62,10 @@ type ImportOptions struct {
 type ImportedStream struct {
 	// Compression is the format the image came in.
 	Compression Compression
-	// TarSHA512 is the marshaled (encoding.BinaryMarshaler), unfinished
-	// state of the SHA-512 over the uncompressed tar: the image ID before
-	// its last step. For an uncompressed image that is the hash of the
-	// bytes as received, so a signature made with SHA-512 can be checked
-	// without hashing the image a second time.
-	TarSHA512 []byte
+	// RawHashState is the marshaled (encoding.BinaryMarshaler), unfinished
+	// state of ImportOptions.RawHash over the image as received; nil
+	// unless the image is uncompressed and RawHash was set.
+	RawHashState []byte
 	// OpenTar reads the uncompressed tar again.
 	OpenTar func() (io.ReadCloser, error)
 }
@@ -251,34 +256,48 @@ type chunk struct {
 const chunkBufs = 8
 
 // chunkPipe reads decompressed data on its own goroutine and hands each
-// chunk to the tar check (through Read), to the hash and to the blob
-// writer.
+// chunk to the tar check (through Read), to the hash, to the blob writer
+// and, when asked, to a second hash.
 type chunkPipe struct {
-	full   chan *chunk
-	toHash chan *chunk
-	toFile chan *chunk
-	free   chan *chunk
-	err    error // set by the producer before closing its channels
-	cur    []byte
-	held   *chunk
-	pos    int64 // bytes read or skipped by the tar check
-	ctx    context.Context
-	cancel context.CancelFunc
-	sinks  sync.WaitGroup
-	bw     *blobWriter
+	full      chan *chunk
+	toHash    chan *chunk
+	toFile    chan *chunk
+	toRaw     chan *chunk // nil without a second hash
+	free      chan *chunk
+	sinkCount int32 // how many goroutines besides the tar check get each chunk
+	err       error // set by the producer before closing its channels
+	cur       []byte
+	held      *chunk
+	pos       int64 // bytes read or skipped by the tar check
+	ctx       context.Context
+	cancel    context.CancelFunc
+	sinks     sync.WaitGroup
+	bw        *blobWriter
 	// werr is the blob writer's failure; it cancels ctx, and Read then
 	// reports the failure instead of the cancellation.
 	werr atomic.Pointer[error]
 }
 
-func newChunkPipe(ctx context.Context, src io.Reader, bw *blobWriter) *chunkPipe {
+func newChunkPipe(ctx context.Context, src io.Reader, bw *blobWriter, raw hash.Hash) *chunkPipe {
 	p := &chunkPipe{
 		full: make(chan *chunk, chunkBufs), toHash: make(chan *chunk, chunkBufs),
-		toFile: make(chan *chunk, chunkBufs), free: make(chan *chunk, chunkBufs), bw: bw,
+		toFile: make(chan *chunk, chunkBufs), free: make(chan *chunk, chunkBufs), bw: bw, sinkCount: 2,
 	}
 	p.ctx, p.cancel = context.WithCancel(ctx)
 	for i := 0; i < chunkBufs; i++ {
 		p.free <- &chunk{b: make([]byte, chunkSize)}
+	}
+	if raw != nil {
+		p.toRaw = make(chan *chunk, chunkBufs)
+		p.sinkCount++
+		p.sinks.Add(1)
+		go func() {
+			defer p.sinks.Done()
+			for c := range p.toRaw {
+				raw.Write(c.b)
+				p.release(c)
+			}
+		}()
 	}
 	p.sinks.Add(2)
 	go func() {
@@ -316,6 +335,9 @@ func (p *chunkPipe) produce(src io.Reader) {
 		close(p.full)
 		close(p.toHash)
 		close(p.toFile)
+		if p.toRaw != nil {
+			close(p.toRaw)
+		}
 	}()
 	for {
 		// Checked first: select picks at random among ready cases, and a
@@ -343,11 +365,14 @@ func (p *chunkPipe) produce(src io.Reader) {
 		}
 		if n > 0 {
 			c.b = buf[:n]
-			c.refs.Store(3)
+			c.refs.Store(p.sinkCount + 1)
 			// None of these blocks: each channel holds every chunk.
 			p.full <- c
 			p.toHash <- c
 			p.toFile <- c
+			if p.toRaw != nil {
+				p.toRaw <- c
+			}
 		} else {
 			p.free <- c
 		}
@@ -497,7 +522,14 @@ func (s *Store) importStream(ctx context.Context, r io.Reader, opts ImportOption
 	defer closeDec()
 
 	bw := &blobWriter{f: tmp, h: sha512.New()}
-	pipe := newChunkPipe(ctx, dec, bw)
+	var raw hash.Hash
+	if comp == CompressionNone && opts.RawHash != 0 && opts.RawHash != crypto.SHA512 {
+		if !opts.RawHash.Available() {
+			return info, fmt.Errorf("hash %v is not available", opts.RawHash)
+		}
+		raw = opts.RawHash.New()
+	}
+	pipe := newChunkPipe(ctx, dec, bw, raw)
 	defer pipe.drain()
 	im, manifest, err := checkACI(pipe, comp)
 	if err != nil {
@@ -512,14 +544,19 @@ func (s *Store) importStream(ctx context.Context, r io.Reader, opts ImportOption
 		return info, tarErr(comp, err, afterEnd)
 	}
 	if opts.Check != nil {
-		state, err := bw.h.(encoding.BinaryMarshaler).MarshalBinary()
-		if err != nil {
-			return info, fmt.Errorf("image hash state: %w", err)
+		st := ImportedStream{Compression: comp}
+		if comp == CompressionNone && opts.RawHash != 0 {
+			h := raw
+			if opts.RawHash == crypto.SHA512 {
+				h = bw.h
+			}
+			if st.RawHashState, err = h.(encoding.BinaryMarshaler).MarshalBinary(); err != nil {
+				return info, fmt.Errorf("image hash state: %w", err)
+			}
 		}
 		name := tmp.Name()
-		err = opts.Check(ImportedStream{Compression: comp, TarSHA512: state,
-			OpenTar: func() (io.ReadCloser, error) { return os.Open(name) }})
-		if err != nil {
+		st.OpenTar = func() (io.ReadCloser, error) { return os.Open(name) }
+		if err := opts.Check(st); err != nil {
 			return info, err
 		}
 	}

@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding"
 	"encoding/hex"
@@ -402,7 +404,7 @@ func TestImportCheck(t *testing.T) {
 		data []byte
 		comp Compression
 	}{{plain, CompressionNone}, {gzipBytes(t, plain), CompressionGzip}} {
-		_, err := s.Import(context.Background(), bytes.NewReader(tc.data), ImportOptions{Check: func(st ImportedStream) error {
+		_, err := s.Import(context.Background(), bytes.NewReader(tc.data), ImportOptions{RawHash: crypto.SHA512, Check: func(st ImportedStream) error {
 			check(st)
 			return refusal
 		}})
@@ -413,15 +415,37 @@ func TestImportCheck(t *testing.T) {
 		if got.Compression != tc.comp || !bytes.Equal(reread, plain) {
 			t.Fatalf("%s: Check saw %s and read back %d bytes", tc.comp, got.Compression, len(reread))
 		}
+		if tc.comp != CompressionNone {
+			if got.RawHashState != nil {
+				t.Fatalf("%s: a hash of the received bytes was given for a compressed image", tc.comp)
+			}
+			continue
+		}
 		// The state finishes to the image ID.
 		h := sha512.New()
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(got.TarSHA512); err != nil {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(got.RawHashState); err != nil {
 			t.Fatal(err)
 		}
 		if want := sha512.Sum512(plain); !bytes.Equal(h.Sum(nil), want[:]) {
-			t.Fatalf("%s: TarSHA512 does not finish to the tar's SHA-512", tc.comp)
+			t.Fatalf("%s: the SHA-512 state does not finish to the tar's SHA-512", tc.comp)
 		}
 	}
+	// Another hash is computed beside the image ID's.
+	var state []byte
+	if _, err := s.Import(context.Background(), bytes.NewReader(plain), ImportOptions{RawHash: crypto.SHA256, Check: func(st ImportedStream) error {
+		state = st.RawHashState
+		return refusal
+	}}); !errors.Is(err, refusal) {
+		t.Fatal(err)
+	}
+	h256 := sha256.New()
+	if err := h256.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		t.Fatal(err)
+	}
+	if want := sha256.Sum256(plain); !bytes.Equal(h256.Sum(nil), want[:]) {
+		t.Fatal("the SHA-256 state does not finish to the tar's SHA-256")
+	}
+	assertEmpty(t, s)
 
 	p := filepath.Join(t.TempDir(), "img.aci")
 	os.WriteFile(p, plain, 0o644)

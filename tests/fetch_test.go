@@ -104,6 +104,13 @@ func TestFetchRefusals(t *testing.T) {
 		liar := ftImage{name: "127.0.0.1/org/liar", version: "1"}.build(t)
 		e.publish(imagePath(name, "2"), liar, &good)
 		e.mustRefuse("not \"127.0.0.1/org/tampered\"", "fetch", name+":2")
+		// Those refusals came from the store's hash of the image (the
+		// Ed25519 key signs with SHA-256): a good image takes that path.
+		e.publish(imagePath(name, "3"), aci, &good)
+		r := e.rkt("", "--debug", "fetch", name+":3")
+		if r.Code != 0 || !strings.Contains(r.Stderr, "SHA-256 computed by the store") {
+			t.Fatalf("good SHA-256 signature, uncompressed: want success through the store's hash: %s", r)
+		}
 	})
 	t.Run("tampered-sha512", func(t *testing.T) {
 		// Signed with SHA-512, as GnuPG signs with an RSA key: the check of

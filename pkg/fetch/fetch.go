@@ -8,6 +8,7 @@ package fetch
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -280,6 +281,9 @@ func (f *Fetcher) importChecked(ctx context.Context, r io.Reader, trusted *keyst
 	}
 	defer cr.Close()
 	opts.Check = cr.check
+	if h, ok := cr.verifier.SharedHash(); ok {
+		opts.RawHash = h
+	}
 	info, err := f.cfg.Store.Import(ctx, cr, opts)
 	if err != nil {
 		// The refusal, when it was one, is the clearer message.
@@ -289,8 +293,10 @@ func (f *Fetcher) importChecked(ctx context.Context, r io.Reader, trusted *keyst
 		return store.ImageInfo{}, err
 	}
 	f.debugf("image %s signed by %s %v", info.Name, cr.Signer.Fingerprint, cr.Signer.UserIDs)
-	if cr.shared {
+	if h, _ := cr.verifier.SharedHash(); cr.shared && h == crypto.SHA512 {
 		f.debugf("signature checked against the image ID's SHA-512 (one pass over the image)")
+	} else if cr.shared {
+		f.debugf("signature's %v computed by the store beside the image ID", h)
 	}
 	return info, nil
 }

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"compress/bzip2"
-	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,9 +27,11 @@ var errNameFound = errors.New("manifest name found")
 // signature is good and its key is trusted for that name, so a refused
 // image is never stored.
 //
-// When the image is uncompressed and signed with the hash the store
-// computes anyway for the image ID (SHA-512), the signature check takes
-// the store's hash state instead of hashing every byte a second time.
+// When the image is uncompressed, the store computes the signature's hash
+// beside the image ID's on its own buffers (ImportOptions.RawHash), and
+// the check takes over that state: no copy of the image for the check,
+// and no second hash at all when the signature was made with SHA-512, the
+// image ID's own hash (as GnuPG signs with an RSA key).
 type checkedReader struct {
 	src      io.Reader
 	trusted  *keystore.Trusted
@@ -44,7 +45,7 @@ type checkedReader struct {
 	nameCh   chan nameResult
 
 	started bool // the first bytes were seen and the mode chosen
-	shared  bool // the verifier takes the store's SHA-512 state
+	shared  bool // the verifier takes the store's RawHash state
 	eof     bool
 	ended   bool // the verifier was finished or aborted
 	err     error
@@ -89,8 +90,8 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 			c.started = true
 			// The store detects the format from the same first bytes;
 			// with fewer than it looks at, stay on the safe side.
-			h, ok := c.verifier.SharedHash()
-			c.shared = ok && h == crypto.SHA512 && n >= 6 && store.DetectCompression(p[:n]) == store.CompressionNone
+			_, ok := c.verifier.SharedHash()
+			c.shared = ok && n >= 6 && store.DetectCompression(p[:n]) == store.CompressionNone
 		}
 		if !c.shared {
 			if _, werr := c.verifier.Write(p[:n]); werr != nil {
@@ -148,12 +149,12 @@ func (c *checkedReader) check(st store.ImportedStream) error {
 	switch {
 	case !c.shared:
 		signer, err = c.verifier.Finish()
-	case st.Compression != store.CompressionNone:
+	case st.Compression != store.CompressionNone || st.RawHashState == nil:
 		// Cannot happen: both looked at the same first bytes.
 		c.verifier.Abort(errors.New("image format changed"))
-		err = fmt.Errorf("check signature: the store read a %s image, not an uncompressed one", st.Compression)
+		err = fmt.Errorf("check signature: the store read a %s image without its hash, not an uncompressed one", st.Compression)
 	default:
-		signer, err = c.verifier.FinishShared(st.TarSHA512, st.OpenTar)
+		signer, err = c.verifier.FinishShared(st.RawHashState, st.OpenTar)
 	}
 	if err != nil {
 		c.err = err

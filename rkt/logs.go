@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 
 	"github.com/rktng/rkt/pkg/pod"
-	"github.com/rktng/rkt/stage1"
+	"github.com/rktng/rkt/stage0"
 	"github.com/rktng/rkt/store"
 	"github.com/spf13/cobra"
 )
@@ -47,25 +48,28 @@ func init() {
 				if follow && p.Status() != pod.StatusRunning {
 					follow = false
 				}
-				lc := stage1.LogsConfig{
-					JournalRoot: pod.Stage1UpperDir(p.Dir),
+				st, err := store.Open(globals.Dir)
+				if err != nil {
+					return err
+				}
+				err = stage0.Logs(cmd.Context(), p, stage0.LogsConfig{
+					TreeRoot:    treeRoot(st),
 					Apps:        apps,
 					Prefix:      len(apps) > 1,
 					Follow:      follow,
 					Lines:       lines,
 					Output:      output,
 					AfterCursor: afterCursor,
-				}
-				if id, err := p.Stage1TreeID(); err == nil {
-					if s, err := store.Open(globals.Dir); err == nil {
-						if t, err := s.GetTree(id); err == nil {
-							lc.Stage1Rootfs = t.Rootfs()
-						}
-					}
-				}
-				err = stage1.Logs(cmd.Context(), lc, os.Stdout, os.Stderr)
-				if errors.Is(err, stage1.ErrNoJournal) {
-					return fmt.Errorf("pod %s: %w (its stage1 keeps none, or it never started)", p.UUID, err)
+					Stdout:      os.Stdout,
+					Stderr:      os.Stderr,
+				})
+				var ee *exec.ExitError
+				switch {
+				case errors.Is(err, stage0.ErrNoLogs):
+					return fmt.Errorf("pod %s: %w", p.UUID, err)
+				case errors.As(err, &ee):
+					// The entrypoint said why on stderr.
+					return exitError{code: errExitCode}
 				}
 				return err
 			},

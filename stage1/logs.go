@@ -3,6 +3,7 @@ package stage1
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+
+	"github.com/rktng/rkt/pkg/pod"
 )
 
 // LogsConfig is `rkt logs`: which pod and apps, and how.
@@ -38,9 +41,58 @@ type LogsConfig struct {
 	AfterCursor string
 }
 
-// ErrNoJournal is returned for a pod whose stage1 keeps no journal (the
-// fly stage1) or that never booted.
+// ErrNoJournal is returned for a pod that has no journal yet (it never
+// booted).
 var ErrNoJournal = errors.New("pod has no journal")
+
+// ExitNoJournal is the logs entrypoint's exit status for ErrNoJournal,
+// which it leaves to stage0 to put in its own words.
+const ExitNoJournal = 3
+
+// LogsEntrypoint is the logs entrypoint (rktng.io/rkt/stage1/logs). Stage0
+// runs it from the stage1 tree in the store, with the pod directory as its
+// working directory, for a running or an exited pod:
+//
+//	logs [--prefix] [--follow] [--lines=N] [--output=MODE] [--after-cursor=CURSOR] APP...
+//
+// It prints the records of the apps named (SyslogIdentifier of their
+// units) from the journal the pod's journald keeps in the stage1 overlay's
+// upper directory, through the stage1 root's own journalctl.
+func LogsEntrypoint(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c LogsConfig
+	fs.BoolVar(&c.Prefix, "prefix", false, "prefix each line with its app")
+	fs.BoolVar(&c.Follow, "follow", false, "keep printing new records")
+	fs.IntVar(&c.Lines, "lines", 0, "only the last N records")
+	fs.StringVar(&c.Output, "output", "", "journalctl output mode")
+	fs.StringVar(&c.AfterCursor, "after-cursor", "", "start after this journal cursor")
+	if err := fs.Parse(args); err != nil {
+		return ExitLaunchFailed
+	}
+	c.Apps = fs.Args()
+	if len(c.Apps) == 0 {
+		fmt.Fprintln(stderr, "stage1 logs: no app named")
+		return ExitLaunchFailed
+	}
+	// The root this binary was started from (through an entrypoint's
+	// symbolic link, which /proc/self/exe has resolved).
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "stage1 logs: %v\n", err)
+		return ExitLaunchFailed
+	}
+	c.Stage1Rootfs = filepath.Dir(exe)
+	c.JournalRoot = pod.Stage1UpperDir(".")
+	switch err := Logs(ctx, c, stdout, stderr); {
+	case errors.Is(err, ErrNoJournal):
+		return ExitNoJournal
+	case err != nil:
+		fmt.Fprintf(stderr, "stage1 logs: %v\n", err)
+		return ExitLaunchFailed
+	}
+	return 0
+}
 
 // Logs prints the apps' output kept in the pod's journal. It runs the
 // stage1 image's own journalctl (dynamically linked against the image's

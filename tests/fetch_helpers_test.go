@@ -105,6 +105,9 @@ type ftFile struct {
 	maxAge int
 	// auth, if set, is the Authorization header the file requires.
 	auth string
+	// aws, if set, is the AWS signature (s3) the file requires, as an S3
+	// bucket would.
+	aws *awsKey
 	// cutAt > 0 drops the connection after that many body bytes, once.
 	cutAt int
 	// hold, if set, stops the body after 1 MiB: the server signals
@@ -238,6 +241,13 @@ func (s *ftServer) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
+	}
+	if f.aws != nil {
+		if err := f.aws.verify(r); err != nil {
+			s.mu.Unlock()
+			http.Error(w, "SignatureDoesNotMatch: "+err.Error(), http.StatusForbidden)
+			return
+		}
 	}
 	if f.etag != "" && r.Header.Get("If-None-Match") == f.etag {
 		s.notModified[r.URL.Path]++

@@ -72,7 +72,7 @@ func newHTTPClient(cfg *Config) *http.Client {
 		tr.DialTLSContext = tlsroots.System().DialTLS(dialer, dialTimeout)
 	}
 	return &http.Client{
-		Transport: tr,
+		Transport: &awsTransport{base: tr, auth: cfg.Auth},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= maxRedirects {
 				return fmt.Errorf("stopped after %d redirects", maxRedirects)

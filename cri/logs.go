@@ -22,8 +22,10 @@ import (
 // logFollower copies one container's output from its pod's journal (`rkt
 // logs --follow --output=json`) into the file the kubelet reads
 // (LogDirectory/LogPath), in the CRI format: "TIME STREAM F MESSAGE", TIME
-// the journal's. The journal keeps no stdout/stderr distinction for an
-// app's output, so every line is "stdout". The last record copied is
+// the journal's. The stage1 records stderr lines with priority 3 (err)
+// and stdout lines with 6 (info), so a record of priority 3 or more urgent
+// is "stderr" and any other "stdout" (a line that set its own priority
+// with an sd-daemon prefix is judged by that). The last record copied is
 // remembered (its cursor, in the state directory), so that a server
 // restarted while the container runs resumes without losing or repeating
 // lines.
@@ -135,8 +137,17 @@ func (lf *logFollower) reopen() error {
 // valid UTF-8.
 type journalRecord struct {
 	Message  json.RawMessage `json:"MESSAGE"`
+	Priority string          `json:"PRIORITY"`
 	Realtime string          `json:"__REALTIME_TIMESTAMP"`
 	Cursor   string          `json:"__CURSOR"`
+}
+
+// stream is the CRI stream name of the record: see logFollower.
+func (r journalRecord) stream() string {
+	if p, err := strconv.Atoi(r.Priority); err == nil && p <= 3 {
+		return "stderr"
+	}
+	return "stdout"
 }
 
 func (r journalRecord) text() string {
@@ -182,7 +193,7 @@ func (s *Server) follow(ctx context.Context, c *container, lf *logFollower) {
 		if err != nil {
 			continue
 		}
-		line := time.UnixMicro(us).UTC().Format(time.RFC3339Nano) + " stdout F " + r.text() + "\n"
+		line := time.UnixMicro(us).UTC().Format(time.RFC3339Nano) + " " + r.stream() + " F " + r.text() + "\n"
 		lf.mu.Lock()
 		_, werr := lf.f.WriteString(line)
 		lf.mu.Unlock()

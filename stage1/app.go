@@ -205,7 +205,7 @@ func appAdd(a *AppArgs) error {
 			return fmt.Errorf("the root of app %s is not mounted in the pod", a.App)
 		}
 	}
-	if _, _, err := prepareApp(ra, appSetup{podDir: podDir, hostRoot: hostRoot, vols: vols, rc: rc, podEnv: env}); err != nil {
+	if _, _, err := prepareApp(ra, appSetup{podDir: podDir, hostRoot: hostRoot, vols: vols, rc: rc, podEnv: env, tee: true}); err != nil {
 		return err
 	}
 	// Cgroup v1 limits: the app's host cgroups were bound into the

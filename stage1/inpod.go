@@ -2,6 +2,7 @@ package stage1
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -209,6 +210,14 @@ func startTee(dir, app string) error {
 // is closed with a byte once SIGTERM is ignored; each goes to our own
 // stdout/stderr (the journal) and into the app's FIFO for the run
 // entrypoint.
+//
+// systemd gives the unit one journal stream for both (fd 2 is fd 1), so
+// the journal gets whole lines, one stream's at a time, each with a
+// syslog priority prefix that journald takes as the record's PRIORITY:
+// 6 (info) for stdout, 3 (err) for stderr, as Docker's and Podman's
+// journald drivers have it. That is what tells a reader (rkt-cri, for
+// `kubectl logs`) which stream a line came from. A line that starts with a
+// priority prefix of its own (sd-daemon(3)) keeps it.
 func Tee(args []string) int {
 	if len(args) != 2 {
 		return 2
@@ -221,9 +230,13 @@ func Tee(args []string) int {
 	ready.Close()
 	dir, app := args[0], args[1]
 	var wg sync.WaitGroup
+	var journalMu sync.Mutex
 	for i, s := range []string{"stdout", "stderr"} {
 		src := os.NewFile(uintptr(3+i), s)
-		journal := os.NewFile(uintptr(1+i), s)
+		journal := &journalLines{w: os.NewFile(uintptr(1+i), s), mu: &journalMu, prefix: []byte("<6>")}
+		if s == "stderr" {
+			journal.prefix = []byte("<3>")
+		}
 		fifo := openFIFO(filepath.Join(dir, app+"."+s))
 		wg.Add(1)
 		go func() {
@@ -233,6 +246,78 @@ func Tee(args []string) int {
 	}
 	wg.Wait()
 	return 0
+}
+
+// journalLineMax is where a line with no end is cut, as journald's own
+// LineMax (48 KiB) would.
+const journalLineMax = 48 << 10
+
+// journalLines writes an output stream to the journal stream in whole
+// lines, each with its stream's priority prefix, under mu (shared with the
+// other stream, which writes to the same socket).
+type journalLines struct {
+	w      io.Writer
+	mu     *sync.Mutex
+	prefix []byte
+	line   []byte // the unfinished line, prefix included
+	broken bool   // the journal went away
+}
+
+func (j *journalLines) add(p []byte) {
+	var out []byte
+	for len(p) > 0 {
+		if len(j.line) == 0 {
+			j.line = append(j.line, j.prefix...)
+			if hasPriority(p) {
+				j.line = j.line[:0]
+			}
+		}
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 || i >= journalLineMax {
+			n := len(p)
+			if room := journalLineMax - len(j.line); n > room {
+				n = room
+			}
+			j.line = append(j.line, p[:n]...)
+			p = p[n:]
+			if len(j.line) >= journalLineMax {
+				out = append(out, j.line...)
+				out = append(out, '\n')
+				j.line = j.line[:0]
+			}
+			continue
+		}
+		j.line = append(j.line, p[:i+1]...)
+		p = p[i+1:]
+		out = append(out, j.line...)
+		j.line = j.line[:0]
+	}
+	j.flush(out)
+}
+
+// close writes what is left of an unfinished line.
+func (j *journalLines) close() {
+	if len(j.line) > 0 {
+		j.flush(append(j.line, '\n'))
+		j.line = nil
+	}
+}
+
+func (j *journalLines) flush(b []byte) {
+	if len(b) == 0 || j.broken {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := j.w.Write(b); err != nil {
+		j.broken = true
+	}
+}
+
+// hasPriority tells whether p starts with a syslog priority prefix such
+// as "<4>", which journald reads as the line's priority.
+func hasPriority(p []byte) bool {
+	return len(p) >= 3 && p[0] == '<' && p[1] >= '0' && p[1] <= '7' && p[2] == '>'
 }
 
 // openFIFO opens the run entrypoint's FIFO for writing, or returns nil if
@@ -251,7 +336,7 @@ func openFIFO(path string) *os.File {
 	return os.NewFile(uintptr(fd), path)
 }
 
-func tee(src io.Reader, journal, fifo *os.File) {
+func tee(src io.Reader, journal *journalLines, fifo *os.File) {
 	buf := make([]byte, 32*1024)
 	for {
 		n, err := src.Read(buf)
@@ -262,16 +347,13 @@ func tee(src io.Reader, journal, fifo *os.File) {
 					fifo = nil
 				}
 			}
-			if journal != nil {
-				if _, werr := journal.Write(buf[:n]); werr != nil {
-					journal = nil
-				}
-			}
+			journal.add(buf[:n])
 		}
 		if err != nil {
 			break
 		}
 	}
+	journal.close()
 	if fifo != nil {
 		fifo.Close()
 	}

@@ -288,8 +288,9 @@ type appSetup struct {
 	vols     map[types.ACName]*types.Volume
 	rc       *pod.RuntimeConfig
 	podEnv
-	// relay sends the app's output to the run entrypoint too.
-	relay bool
+	// relay sends the app's output to the run entrypoint too; tee only
+	// puts the tee before the journal (Tee).
+	relay, tee bool
 	// stdinFIFO gives the app its input from the run entrypoint, through
 	// the FIFO /rkt/iomux/APP.stdin.
 	stdinFIFO bool
@@ -315,7 +316,7 @@ func prepareApp(ra *schema.RuntimeApp, s appSetup) (*appUnit, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	u := &appUnit{Name: name, Interactive: rc.Interactive, Relay: relay, StopTimeoutSec: defaultStopTimeout}
+	u := &appUnit{Name: name, Interactive: rc.Interactive, Relay: relay, Tee: s.tee, StopTimeoutSec: defaultStopTimeout}
 	// Resource limits (pkg/isolators): a host cgroup the launcher
 	// joins through a bind mount on cgroup v1, service properties
 	// for the pod's systemd on v2.

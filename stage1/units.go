@@ -54,6 +54,11 @@ type appUnit struct {
 	Interactive bool
 	// Relay says the app's output also goes to the run entrypoint.
 	Relay bool
+	// Tee puts the launcher's tee between the app and the journal even
+	// without a relay (an app added to a mutable pod), for what the tee
+	// does to the journal: whole lines, stdout and stderr told apart by
+	// priority (see Tee).
+	Tee bool
 	// StdinFIFO, if set, is the FIFO the app reads its input from.
 	StdinFIFO string
 	// StopTimeout is how long the app has between SIGTERM and SIGKILL.
@@ -82,7 +87,7 @@ func (u *appUnit) unitText() string {
 		fmt.Fprintf(&b, "ExecStartPre=%s %s\n", launcherPath, p)
 	}
 	cfg := filepath.Join(appexecDir, u.Name+".json")
-	if u.Relay {
+	if (u.Relay || u.Tee) && !u.Interactive {
 		fmt.Fprintf(&b, "Environment=RKT_IOMUX=%s\n", iomuxDir)
 	}
 	if u.StdinFIFO != "" {

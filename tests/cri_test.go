@@ -199,7 +199,7 @@ func TestCRIPodLifecycle(t *testing.T) {
 		Config: &runtimeapi.ContainerConfig{
 			Metadata: &runtimeapi.ContainerMetadata{Name: "server"},
 			Image:    &runtimeapi.ImageSpec{Image: ref},
-			Args:     []string{"-serve-http=:8080", "-print-env=GREETING"},
+			Args:     []string{"-serve-http=:8080", "-print-env=GREETING", "-print-msg-stderr=to-stderr"},
 			Envs:     []*runtimeapi.KeyValue{{Key: "GREETING", Value: []byte("hi")}},
 			Mounts:   []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: data, Readonly: true}},
 			Labels:   map[string]string{"tier": "front"},
@@ -240,20 +240,21 @@ func TestCRIPodLifecycle(t *testing.T) {
 	}
 	// Its output lands in the file the kubelet named, in the CRI format.
 	logFile := filepath.Join(logDir, "server", "0.log")
-	waitLogLine := func(what string) {
+	waitLogLine := func(stream, what string) {
 		t.Helper()
-		re := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z stdout F ` + regexp.QuoteMeta(what))
+		re := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z ` + stream + ` F ` + regexp.QuoteMeta(what))
 		var text string
 		for deadline := time.Now().Add(15 * time.Second); !re.MatchString(text) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 			text = readFileOr(logFile)
 		}
 		if !re.MatchString(text) {
-			t.Errorf("CRI log %s: %q, want a line \"TIME stdout F %s\"; the journal has: %s", logFile, text, what,
+			t.Errorf("CRI log %s: %q, want a line \"TIME %s F %s\"; the journal has: %s", logFile, text, stream, what,
 				e.Run("logs", "--output=short-precise", sb.PodSandboxId))
 		}
 	}
-	waitLogLine("env:GREETING=hi")
-	waitLogLine("http.listening=")
+	waitLogLine("stdout", "env:GREETING=hi")
+	waitLogLine("stderr", "to-stderr")
+	waitLogLine("stdout", "http.listening=")
 	// Rotation: the kubelet renames the file away and asks for a new one.
 	if err := os.Rename(logFile, logFile+".1"); err != nil {
 		t.Fatal(err)

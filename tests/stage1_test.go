@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,6 +230,18 @@ func TestStage1Logs(t *testing.T) {
 	uuid := strings.TrimSpace(readFile(t, uuidFile))
 	if out := e.MustRun("logs", uuid); !strings.Contains(out, "line one\n") || !strings.Contains(out, "to stderr\n") {
 		t.Errorf("rkt logs: %q", out)
+	}
+	// The journal tells the streams apart by priority: 3 for stderr, 6
+	// for stdout (rkt-cri's container logs rely on it).
+	priorities := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(e.MustRun("logs", "--output=json", uuid)), "\n") {
+		var rec struct{ MESSAGE, PRIORITY string }
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			priorities[rec.MESSAGE] = rec.PRIORITY
+		}
+	}
+	if priorities["to stderr"] != "3" || priorities["line one"] != "6" {
+		t.Errorf("journal priorities %v, want 3 for the stderr line and 6 for stdout", priorities)
 	}
 
 	// Several apps: each line prefixed with its app's name.

@@ -75,10 +75,10 @@ deps:
 # Unit tests, then the functional tests in tests/ against the built binaries
 # and images. The functional tests need root.
 test: all $(TOOLS)/gotestsum
-	RKT_BUILD_DIR=$(BUILD) $(TOOLS)/gotestsum --format testname -- -count=1 -timeout 40m ./...
+	RKT_BUILD_DIR=$(BUILD) $(TOOLS)/gotestsum --format testname -- -count=1 -timeout 40m -tags gendocs ./...
 
 unit: $(TOOLS)/gotestsum
-	$(TOOLS)/gotestsum --format testname -- -count=1 $$($(GO) list ./... | grep -v /tests)
+	$(TOOLS)/gotestsum --format testname -- -count=1 -tags gendocs $$($(GO) list ./... | grep -v /tests)
 
 functional: all $(TOOLS)/gotestsum
 	RKT_BUILD_DIR=$(BUILD) $(TOOLS)/gotestsum --format testname -- -count=1 -timeout 40m ./tests/...
@@ -88,8 +88,8 @@ bench: all
 
 lint: $(TOOLS)/staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
-	$(TOOLS)/staticcheck ./...
+	$(GO) vet -tags gendocs ./...
+	$(TOOLS)/staticcheck -tags gendocs ./...
 
 demo: deps all
 	@./mk/demo.sh $(BUILD)

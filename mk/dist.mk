@@ -18,10 +18,16 @@ $(BUILD)/.dist-bindir: FORCE
 	@mkdir -p $(@D)
 	@echo '$(BINDIR)' | cmp -s - $@ || echo '$(BINDIR)' > $@
 
-$(DIST)/.done: $(BIN)/rkt $(DIST_UNITS) $(wildcard dist/examples/*) mk/dist.mk $(BUILD)/.dist-bindir
+# rkt built with the gen-docs command, which the installed rkt lacks (see
+# rkt/gendocs.go).
+$(TOOLS)/rkt-gendocs: $(GO_SOURCES)
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 $(GO) build -tags gendocs -trimpath -o $@ ./rkt
+
+$(DIST)/.done: $(BIN)/rkt $(TOOLS)/rkt-gendocs $(DIST_UNITS) $(wildcard dist/examples/*) mk/dist.mk $(BUILD)/.dist-bindir
 	rm -rf $(DIST).tmp
 	mkdir -p $(DIST).tmp/man/man1 $(DIST).tmp/bash-completion $(DIST).tmp/zsh $(DIST).tmp/systemd $(DIST).tmp/examples
-	SOURCE_DATE_EPOCH=$(DIST_EPOCH) $(BIN)/rkt gen-docs --man $(DIST).tmp/man/man1
+	SOURCE_DATE_EPOCH=$(DIST_EPOCH) $(TOOLS)/rkt-gendocs gen-docs --man $(DIST).tmp/man/man1
 	$(BIN)/rkt completion bash > $(DIST).tmp/bash-completion/rkt
 	$(BIN)/rkt completion zsh > $(DIST).tmp/zsh/_rkt
 	# Units name rkt where `make install` puts it.

@@ -16,7 +16,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sync"
 
 	"github.com/appc/spec/schema"
@@ -50,17 +49,49 @@ type Registration struct {
 	PodDir string `json:"podDir,omitempty"`
 }
 
-var (
-	uuidRe  = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-	tokenRe = regexp.MustCompile(`^[0-9A-Za-z_-]{32,128}$`)
-)
+// validUUID tells a pod UUID as rkt writes it: lower-case hex in groups
+// of 8-4-4-4-12. (Not a regexp: compiling one at start cost every rkt
+// command a third of a millisecond.)
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validToken tells a pod token: 32 to 128 characters of base64url.
+func validToken(s string) bool {
+	if len(s) < 32 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Validate checks a registration before it is stored.
 func (r *Registration) Validate() error {
-	if !uuidRe.MatchString(r.UUID) {
+	if !validUUID(r.UUID) {
 		return fmt.Errorf("%w: %q", ErrBadUUID, r.UUID)
 	}
-	if !tokenRe.MatchString(r.Token) {
+	if !validToken(r.Token) {
 		return ErrBadToken
 	}
 	for _, ip := range r.IPs {

@@ -151,7 +151,7 @@ func (s *Service) serveVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	uuid := r.PostForm.Get("uuid")
-	if !uuidRe.MatchString(uuid) {
+	if !validUUID(uuid) {
 		http.Error(w, "invalid uuid", http.StatusBadRequest)
 		return
 	}

@@ -244,9 +244,10 @@ func (u *unbuffered) Read(p []byte) (int, error) {
 }
 
 // chunk is one buffer of decompressed data. It goes to three goroutines
-// at once (the tar check, the hash and the temp file) so that the image
-// ID's sha512, the slowest of them, is all that stands between the last
-// byte received and the commit; the last to finish with it returns it.
+// at once (the tar check, the hash and the temp file; a fourth for
+// ImportOptions.RawHash) so that the image ID's sha512, the slowest of
+// them, is all that stands between the last byte received and the commit;
+// the last to finish with it returns it.
 type chunk struct {
 	b    []byte
 	refs atomic.Int32

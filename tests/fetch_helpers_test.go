@@ -410,8 +410,9 @@ func signerOf(t *testing.T, name string, e *openpgp.Entity, sigCfg *packet.Confi
 }
 
 // gpgKey makes a key with GnuPG in a private GNUPGHOME: algo is a
-// --quick-gen-key algorithm ("rsa3072", "ed25519").
-func gpgKey(t *testing.T, algo string) ftSigner {
+// --quick-gen-key algorithm ("rsa3072", "ed25519"); signArgs go to every
+// signing (such as --digest-algo SHA512).
+func gpgKey(t *testing.T, algo string, signArgs ...string) ftSigner {
 	t.Helper()
 	home, err := os.MkdirTemp("", "gpg-")
 	if err != nil {
@@ -451,7 +452,7 @@ func gpgKey(t *testing.T, algo string) ftSigner {
 	}
 	pub := gpg(nil, "--armor", "--export", fp)
 	return ftSigner{name: "gpg-" + algo, public: pub, fp: fp, sign: func(data []byte) []byte {
-		return gpg(data, "--local-user", fp, "--armor", "--detach-sign", "--output", "-")
+		return gpg(data, append([]string{"--local-user", fp, "--armor", "--detach-sign", "--output", "-"}, signArgs...)...)
 	}}
 }
 

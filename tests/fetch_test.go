@@ -140,6 +140,15 @@ func TestFetchRefusals(t *testing.T) {
 		if r.Code != 0 || !strings.Contains(r.Stderr, "one pass") {
 			t.Fatalf("good SHA-512 signature, uncompressed: want success through the shared hash: %s", r)
 		}
+		// GnuPG signs with SHA-512 when asked, with an Ed25519 key too
+		// (Documentation/fetching.md recommends it for uncompressed
+		// images): the same single pass.
+		gk := gpgKey(t, "ed25519", "--digest-algo", "SHA512")
+		e.trust(name, gk)
+		e.publish(imagePath(name, "5"), aci, &gk)
+		if r := e.rkt("", "--debug", "fetch", name+":5"); r.Code != 0 || !strings.Contains(r.Stderr, "one pass") {
+			t.Fatalf("GnuPG Ed25519 signature with --digest-algo SHA512: want success in one pass: %s", r)
+		}
 		e.publish(imagePath(name, "4"), compressWith(t, "gzip", aci), &k)
 		r = e.rkt("", "--debug", "fetch", name+":4")
 		if r.Code != 0 || strings.Contains(r.Stderr, "one pass") {

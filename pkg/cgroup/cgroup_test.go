@@ -271,3 +271,71 @@ func TestRemoveRefusesRootAndSelf(t *testing.T) {
 		_ = os.Remove(filepath.Dir(d))
 	}
 }
+
+// TestUpdateApp: a running app's limits change in its own cgroup, not in
+// the pod's levels above it, even for an app named like one of them; a
+// kind of limit the app was started without is refused.
+func TestUpdateApp(t *testing.T) {
+	needRoot(t)
+	podDir := t.TempDir()
+	uuid := fmt.Sprintf("upd-%d", os.Getpid())
+	t.Cleanup(func() { _ = RemovePod(podDir) })
+	cg, err := CreateAppAt(podDir, filepath.Join(PodName(uuid), "stage1", "web"), Limits{MemoryBytes: 32 << 20, CPUShares: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An app called "stage1" beside it, with only a CPU weight.
+	if _, err := CreateAppAt(podDir, filepath.Join(PodName(uuid), "stage1", "stage1"), Limits{CPUShares: 512}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(dir, file string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	v, _ := Detect()
+	memFile, cpuFile := "memory.limit_in_bytes", "cpu.shares"
+	want := map[string]string{memFile: strconv.Itoa(96 << 20), cpuFile: "768"}
+	if v == V2 {
+		memFile, cpuFile = "memory.max", "cpu.weight"
+		want = map[string]string{memFile: strconv.Itoa(96 << 20), cpuFile: strconv.FormatUint(SharesToWeight(768), 10)}
+	}
+	if err := UpdateApp(podDir, "web", Limits{MemoryBytes: 96 << 20, CPUShares: 768, CPUMilli: 500}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range cg.Dirs {
+		for file, value := range want {
+			if _, err := os.Stat(filepath.Join(d, file)); err == nil {
+				if got := read(d, file); got != value {
+					t.Errorf("%s/%s = %s, want %s", d, file, got, value)
+				}
+			}
+		}
+		if v != V2 {
+			if _, err := os.Stat(filepath.Join(d, "cpu.cfs_quota_us")); err == nil && read(d, "cpu.cfs_quota_us") != "50000" {
+				t.Errorf("%s: cpu.cfs_quota_us = %s, want 50000", d, read(d, "cpu.cfs_quota_us"))
+			}
+		}
+	}
+	// Lowering the memory limit again (memory+swap follows in order).
+	if err := UpdateApp(podDir, "web", Limits{MemoryBytes: 24 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if err := UpdateApp(podDir, "stage1", Limits{CPUShares: 100}); err != nil {
+		t.Fatal(err)
+	}
+	// The pod's own "stage1" level kept the kernel's default.
+	dirs, _ := readState(podDir)
+	for _, d := range dirs {
+		level := filepath.Join(d, "stage1")
+		if _, err := os.Stat(filepath.Join(level, cpuFile)); err == nil && v != V2 && read(level, cpuFile) != "1024" {
+			t.Errorf("the pod's level %s got cpu.shares %s", level, read(level, cpuFile))
+		}
+	}
+	if err := UpdateApp(podDir, "stage1", Limits{MemoryBytes: 64 << 20}); !errors.Is(err, ErrNotLimited) {
+		t.Fatalf("a memory limit for an app started without one: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -126,4 +127,124 @@ func RemovePod(podDir string) error {
 		return err
 	}
 	return nil
+}
+
+// ErrNotLimited: a limit cannot change because the app was started
+// without that kind of limit: its processes have no cgroup for it, and
+// moving a running app's processes is not something rkt does.
+var ErrNotLimited = errors.New("the app was started without that limit")
+
+// UpdateApp changes the resource limits of a running app whose host
+// cgroups CreateApp or CreateAppAt made (rkt-cri's
+// UpdateContainerResources): each limit set in l is written to the app's
+// cgroup, which must already hold one of that kind. The app's cgroup is
+// the directory named app, one or two levels below a cgroup recorded for
+// the pod, that has no cgroup below it (the pod's own levels all do).
+func UpdateApp(podDir, app string, l Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	if l.Empty() {
+		return nil
+	}
+	dirs, err := readState(podDir)
+	if err != nil {
+		return err
+	}
+	v, err := Detect()
+	if err != nil {
+		return err
+	}
+	var appDirs []string
+	for _, d := range dirs {
+		for _, c := range []string{filepath.Join(d, app), filepath.Join(d, "*", app)} {
+			matches, _ := filepath.Glob(c)
+			for _, m := range matches {
+				if isLeaf(m) {
+					appDirs = append(appDirs, m)
+				}
+			}
+		}
+	}
+	// The file that shows the app has a cgroup for a limit, and the
+	// writes that change it.
+	type change struct {
+		has    string
+		writes [][2]string
+	}
+	var changes []change
+	switch v {
+	case V2:
+		if l.MemoryBytes > 0 {
+			changes = append(changes, change{"memory.max", [][2]string{{"memory.max", strconv.FormatInt(l.MemoryBytes, 10)}}})
+		}
+		if l.CPUMilli > 0 {
+			changes = append(changes, change{"cpu.max", [][2]string{{"cpu.max", fmt.Sprintf("%d 100000", l.CPUMilli*100)}}})
+		}
+		if l.CPUShares > 0 {
+			changes = append(changes, change{"cpu.weight", [][2]string{{"cpu.weight", strconv.FormatUint(SharesToWeight(l.CPUShares), 10)}}})
+		}
+	default:
+		if l.MemoryBytes > 0 {
+			changes = append(changes, change{"memory.limit_in_bytes", memoryWritesV1(appDirs, l.MemoryBytes)})
+		}
+		if l.CPUMilli > 0 {
+			changes = append(changes, change{"cpu.cfs_quota_us", [][2]string{{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", strconv.FormatInt(l.CPUMilli*100, 10)}}})
+		}
+		if l.CPUShares > 0 {
+			changes = append(changes, change{"cpu.shares", [][2]string{{"cpu.shares", strconv.FormatUint(l.CPUShares, 10)}}})
+		}
+	}
+	for _, c := range changes {
+		dir := ""
+		for _, d := range appDirs {
+			if _, err := os.Stat(filepath.Join(d, c.has)); err == nil {
+				dir = d
+				break
+			}
+		}
+		if dir == "" {
+			return fmt.Errorf("app %s: %s: %w", app, c.has, ErrNotLimited)
+		}
+		for _, w := range c.writes {
+			if err := writeFile(dir, w[0], w[1]); err != nil {
+				return fmt.Errorf("app %s: %w", app, err)
+			}
+		}
+	}
+	return nil
+}
+
+// memoryWritesV1 orders the writes of a new v1 memory limit: with swap
+// accounting, memory+swap must never be below memory, so it is raised
+// first and lowered last.
+func memoryWritesV1(appDirs []string, limit int64) [][2]string {
+	value := strconv.FormatInt(limit, 10)
+	mem := [2]string{"memory.limit_in_bytes", value}
+	for _, d := range appDirs {
+		if _, err := os.Stat(filepath.Join(d, "memory.memsw.limit_in_bytes")); err != nil {
+			continue
+		}
+		memsw := [2]string{"memory.memsw.limit_in_bytes", value}
+		cur, err := os.ReadFile(filepath.Join(d, "memory.limit_in_bytes"))
+		if n, perr := strconv.ParseInt(strings.TrimSpace(string(cur)), 10, 64); err == nil && perr == nil && limit > n {
+			return [][2]string{memsw, mem}
+		}
+		return [][2]string{mem, memsw}
+	}
+	return [][2]string{mem}
+}
+
+// isLeaf is whether dir is a cgroup directory with no cgroup below it.
+func isLeaf(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			return false
+		}
+	}
+	return true
 }

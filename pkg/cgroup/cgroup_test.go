@@ -320,6 +320,10 @@ func TestUpdateApp(t *testing.T) {
 			}
 		}
 	}
+	got, err := AppLimits(podDir, "web")
+	if err != nil || got.MemoryBytes != 96<<20 || got.CPUMilli != 500 || (v != V2 && got.CPUShares != 768) {
+		t.Errorf("AppLimits after the update: %+v, %v", got, err)
+	}
 	// Lowering the memory limit again (memory+swap follows in order).
 	if err := UpdateApp(podDir, "web", Limits{MemoryBytes: 24 << 20}); err != nil {
 		t.Fatal(err)

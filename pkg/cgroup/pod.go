@@ -155,17 +155,7 @@ func UpdateApp(podDir, app string, l Limits) error {
 	if err != nil {
 		return err
 	}
-	var appDirs []string
-	for _, d := range dirs {
-		for _, c := range []string{filepath.Join(d, app), filepath.Join(d, "*", app)} {
-			matches, _ := filepath.Glob(c)
-			for _, m := range matches {
-				if isLeaf(m) {
-					appDirs = append(appDirs, m)
-				}
-			}
-		}
-	}
+	appDirs := findApp(dirs, app)
 	// The file that shows the app has a cgroup for a limit, and the
 	// writes that change it.
 	type change struct {
@@ -213,6 +203,88 @@ func UpdateApp(podDir, app string, l Limits) error {
 		}
 	}
 	return nil
+}
+
+// findApp returns the app's cgroup directories: below each of the pod's
+// recorded cgroups, the directory named app one or two levels down that
+// has no cgroup below it (the pod's own levels all do).
+func findApp(podCgroups []string, app string) []string {
+	var appDirs []string
+	for _, d := range podCgroups {
+		for _, c := range []string{filepath.Join(d, app), filepath.Join(d, "*", app)} {
+			matches, _ := filepath.Glob(c)
+			for _, m := range matches {
+				if isLeaf(m) {
+					appDirs = append(appDirs, m)
+				}
+			}
+		}
+	}
+	return appDirs
+}
+
+// AppLimits reads back the limits in force for an app whose cgroups
+// CreateApp or CreateAppAt made: what UpdateApp last wrote, or what the
+// app started with. A limit the app has no cgroup for is zero.
+func AppLimits(podDir, app string) (Limits, error) {
+	var l Limits
+	dirs, err := readState(podDir)
+	if err != nil {
+		return l, err
+	}
+	read := func(dir, file string) (string, bool) {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		return strings.TrimSpace(string(b)), err == nil
+	}
+	for _, d := range findApp(dirs, app) {
+		// v1
+		if s, ok := read(d, "memory.limit_in_bytes"); ok {
+			// The kernel's "unlimited" is a page-rounded maximum.
+			if n, err := strconv.ParseInt(s, 10, 64); err == nil && n < 1<<62 {
+				l.MemoryBytes = n
+			}
+		}
+		if s, ok := read(d, "cpu.shares"); ok {
+			if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+				l.CPUShares = n
+			}
+		}
+		if q, ok := read(d, "cpu.cfs_quota_us"); ok {
+			p, _ := read(d, "cpu.cfs_period_us")
+			quota, err1 := strconv.ParseInt(q, 10, 64)
+			period, err2 := strconv.ParseInt(p, 10, 64)
+			if err1 == nil && err2 == nil && quota > 0 && period > 0 {
+				l.CPUMilli = quota * 1000 / period
+			}
+		}
+		// v2
+		if s, ok := read(d, "memory.max"); ok && s != "max" {
+			l.MemoryBytes, _ = strconv.ParseInt(s, 10, 64)
+		}
+		if s, ok := read(d, "cpu.max"); ok {
+			if q, p, found := strings.Cut(s, " "); found && q != "max" {
+				quota, err1 := strconv.ParseInt(q, 10, 64)
+				period, err2 := strconv.ParseInt(p, 10, 64)
+				if err1 == nil && err2 == nil && period > 0 {
+					l.CPUMilli = quota * 1000 / period
+				}
+			}
+		}
+		if s, ok := read(d, "cpu.weight"); ok {
+			if w, err := strconv.ParseUint(s, 10, 64); err == nil {
+				l.CPUShares = weightToShares(w)
+			}
+		}
+	}
+	return l, nil
+}
+
+// weightToShares inverts SharesToWeight (to within its rounding).
+func weightToShares(w uint64) uint64 {
+	if w == 0 {
+		return 0
+	}
+	return 2 + (w-1)*262142/9999
 }
 
 // memoryWritesV1 orders the writes of a new v1 memory limit: with swap

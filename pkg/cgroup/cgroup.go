@@ -193,21 +193,85 @@ func Create(name string, l Limits) (*Cgroup, error) {
 	return cg, nil
 }
 
-func (cg *Cgroup) createV1(own map[string]string, name string, l Limits) error {
-	type write struct{ file, value string }
-	want := map[string][]write{}
+// write is one file of a cgroup and the value it gets.
+type write struct{ file, value string }
+
+// controllers are the controllers rkt limits, in the order it sets them.
+var controllers = []string{"memory", "cpu"}
+
+// limitWrites are the files that carry l on a host of cgroup version v,
+// by controller. Each controller's files are in every cgroup that has
+// the controller, so the first of them tells whether a cgroup has it.
+func limitWrites(v Version, l Limits) map[string][]write {
+	w := map[string][]write{}
+	if v == V2 {
+		if l.MemoryBytes > 0 {
+			w["memory"] = []write{{"memory.max", strconv.FormatInt(l.MemoryBytes, 10)}}
+		}
+		if l.CPUMilli > 0 {
+			w["cpu"] = append(w["cpu"], write{"cpu.max", fmt.Sprintf("%d 100000", l.CPUMilli*100)})
+		}
+		if l.CPUShares > 0 {
+			w["cpu"] = append(w["cpu"], write{"cpu.weight", strconv.FormatUint(SharesToWeight(l.CPUShares), 10)})
+		}
+		return w
+	}
 	if l.MemoryBytes > 0 {
-		want["memory"] = append(want["memory"], write{"memory.limit_in_bytes", strconv.FormatInt(l.MemoryBytes, 10)})
+		w["memory"] = []write{{"memory.limit_in_bytes", strconv.FormatInt(l.MemoryBytes, 10)}}
 	}
 	if l.CPUMilli > 0 {
 		// A 100 ms period; the quota is the share of it the app may use.
-		want["cpu"] = append(want["cpu"], write{"cpu.cfs_period_us", "100000"},
+		w["cpu"] = append(w["cpu"], write{"cpu.cfs_period_us", "100000"},
 			write{"cpu.cfs_quota_us", strconv.FormatInt(l.CPUMilli*100, 10)})
 	}
 	if l.CPUShares > 0 {
-		want["cpu"] = append(want["cpu"], write{"cpu.shares", strconv.FormatUint(l.CPUShares, 10)})
+		w["cpu"] = append(w["cpu"], write{"cpu.shares", strconv.FormatUint(l.CPUShares, 10)})
 	}
-	for _, ctrl := range []string{"memory", "cpu"} {
+	return w
+}
+
+// applyWrites writes ws into the cgroup dir.
+func applyWrites(dir string, ws []write) error {
+	for _, w := range ws {
+		var err error
+		if w.file == "memory.limit_in_bytes" {
+			err = setMemoryV1(dir, w.value)
+		} else {
+			err = writeFile(dir, w.file, w.value)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setMemoryV1 sets a v1 memory limit. With swap accounting on,
+// memory+swap gets the same limit, so that the app is killed rather than
+// swapped out; it may never be below the memory limit, so it moves first
+// when the limit rises and last when it falls.
+func setMemoryV1(dir, limit string) error {
+	const memsw = "memory.memsw.limit_in_bytes"
+	if _, err := os.Stat(filepath.Join(dir, memsw)); err != nil {
+		return writeFile(dir, "memory.limit_in_bytes", limit)
+	}
+	order := []string{"memory.limit_in_bytes", memsw}
+	cur, err := os.ReadFile(filepath.Join(dir, "memory.limit_in_bytes"))
+	n, perr := strconv.ParseInt(strings.TrimSpace(string(cur)), 10, 64)
+	if want, werr := strconv.ParseInt(limit, 10, 64); err == nil && perr == nil && werr == nil && want > n {
+		order[0], order[1] = order[1], order[0]
+	}
+	for _, f := range order {
+		if err := writeFile(dir, f, limit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (cg *Cgroup) createV1(own map[string]string, name string, l Limits) error {
+	want := limitWrites(V1, l)
+	for _, ctrl := range controllers {
 		writes, ok := want[ctrl]
 		if !ok {
 			continue
@@ -221,19 +285,8 @@ func (cg *Cgroup) createV1(own map[string]string, name string, l Limits) error {
 			return err
 		}
 		cg.Dirs = append(cg.Dirs, dir)
-		for _, w := range writes {
-			if err := writeFile(dir, w.file, w.value); err != nil {
-				return err
-			}
-		}
-		if ctrl == "memory" {
-			// With swap accounting on, memory+swap gets the same limit
-			// so that the app is killed rather than swapped out.
-			if _, err := os.Stat(filepath.Join(dir, "memory.memsw.limit_in_bytes")); err == nil {
-				if err := writeFile(dir, "memory.memsw.limit_in_bytes", strconv.FormatInt(l.MemoryBytes, 10)); err != nil {
-					return err
-				}
-			}
+		if err := applyWrites(dir, writes); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -248,12 +301,12 @@ func (cg *Cgroup) createV2(own, name string, l Limits) error {
 		base = filepath.Dir(base)
 	}
 	dir := filepath.Join(base, name)
+	want := limitWrites(V2, l)
 	var ctrls []string
-	if l.MemoryBytes > 0 {
-		ctrls = append(ctrls, "memory")
-	}
-	if l.CPUMilli > 0 || l.CPUShares > 0 {
-		ctrls = append(ctrls, "cpu")
+	for _, ctrl := range controllers {
+		if _, ok := want[ctrl]; ok {
+			ctrls = append(ctrls, ctrl)
+		}
 	}
 	if err := mkdirCgroup(dir); err != nil {
 		return err
@@ -268,23 +321,15 @@ func (cg *Cgroup) createV2(own, name string, l Limits) error {
 		}
 		parent = filepath.Join(parent, part)
 	}
-	if l.MemoryBytes > 0 {
-		if err := writeFile(dir, "memory.max", strconv.FormatInt(l.MemoryBytes, 10)); err != nil {
+	for _, ctrl := range ctrls {
+		if err := applyWrites(dir, want[ctrl]); err != nil {
 			return err
 		}
+	}
+	if l.MemoryBytes > 0 {
 		// Without swap accounting off, the limit would only push the
 		// app into swap instead of killing it.
 		_ = writeFile(dir, "memory.swap.max", "0")
-	}
-	if l.CPUMilli > 0 {
-		if err := writeFile(dir, "cpu.max", fmt.Sprintf("%d 100000", l.CPUMilli*100)); err != nil {
-			return err
-		}
-	}
-	if l.CPUShares > 0 {
-		if err := writeFile(dir, "cpu.weight", strconv.FormatUint(SharesToWeight(l.CPUShares), 10)); err != nil {
-			return err
-		}
 	}
 	return nil
 }

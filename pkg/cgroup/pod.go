@@ -156,50 +156,24 @@ func UpdateApp(podDir, app string, l Limits) error {
 		return err
 	}
 	appDirs := findApp(dirs, app)
-	// The file that shows the app has a cgroup for a limit, and the
-	// writes that change it.
-	type change struct {
-		has    string
-		writes [][2]string
-	}
-	var changes []change
-	switch v {
-	case V2:
-		if l.MemoryBytes > 0 {
-			changes = append(changes, change{"memory.max", [][2]string{{"memory.max", strconv.FormatInt(l.MemoryBytes, 10)}}})
+	want := limitWrites(v, l)
+	for _, ctrl := range controllers {
+		writes, ok := want[ctrl]
+		if !ok {
+			continue
 		}
-		if l.CPUMilli > 0 {
-			changes = append(changes, change{"cpu.max", [][2]string{{"cpu.max", fmt.Sprintf("%d 100000", l.CPUMilli*100)}}})
-		}
-		if l.CPUShares > 0 {
-			changes = append(changes, change{"cpu.weight", [][2]string{{"cpu.weight", strconv.FormatUint(SharesToWeight(l.CPUShares), 10)}}})
-		}
-	default:
-		if l.MemoryBytes > 0 {
-			changes = append(changes, change{"memory.limit_in_bytes", memoryWritesV1(appDirs, l.MemoryBytes)})
-		}
-		if l.CPUMilli > 0 {
-			changes = append(changes, change{"cpu.cfs_quota_us", [][2]string{{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", strconv.FormatInt(l.CPUMilli*100, 10)}}})
-		}
-		if l.CPUShares > 0 {
-			changes = append(changes, change{"cpu.shares", [][2]string{{"cpu.shares", strconv.FormatUint(l.CPUShares, 10)}}})
-		}
-	}
-	for _, c := range changes {
 		dir := ""
 		for _, d := range appDirs {
-			if _, err := os.Stat(filepath.Join(d, c.has)); err == nil {
+			if _, err := os.Stat(filepath.Join(d, writes[0].file)); err == nil {
 				dir = d
 				break
 			}
 		}
 		if dir == "" {
-			return fmt.Errorf("app %s: %s: %w", app, c.has, ErrNotLimited)
+			return fmt.Errorf("app %s: %s: %w", app, ctrl, ErrNotLimited)
 		}
-		for _, w := range c.writes {
-			if err := writeFile(dir, w[0], w[1]); err != nil {
-				return fmt.Errorf("app %s: %w", app, err)
-			}
+		if err := applyWrites(dir, writes); err != nil {
+			return fmt.Errorf("app %s: %w", app, err)
 		}
 	}
 	return nil
@@ -285,26 +259,6 @@ func weightToShares(w uint64) uint64 {
 		return 0
 	}
 	return 2 + (w-1)*262142/9999
-}
-
-// memoryWritesV1 orders the writes of a new v1 memory limit: with swap
-// accounting, memory+swap must never be below memory, so it is raised
-// first and lowered last.
-func memoryWritesV1(appDirs []string, limit int64) [][2]string {
-	value := strconv.FormatInt(limit, 10)
-	mem := [2]string{"memory.limit_in_bytes", value}
-	for _, d := range appDirs {
-		if _, err := os.Stat(filepath.Join(d, "memory.memsw.limit_in_bytes")); err != nil {
-			continue
-		}
-		memsw := [2]string{"memory.memsw.limit_in_bytes", value}
-		cur, err := os.ReadFile(filepath.Join(d, "memory.limit_in_bytes"))
-		if n, perr := strconv.ParseInt(strings.TrimSpace(string(cur)), 10, 64); err == nil && perr == nil && limit > n {
-			return [][2]string{memsw, mem}
-		}
-		return [][2]string{mem, memsw}
-	}
-	return [][2]string{mem}
 }
 
 // isLeaf is whether dir is a cgroup directory with no cgroup below it.

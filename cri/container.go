@@ -171,16 +171,15 @@ func (s *Server) appFlags(imageID string, cfg *runtimeapi.ContainerConfig) ([]st
 		if c := sc.GetCapabilities(); c != nil && (len(c.AddCapabilities) > 0 || len(c.DropCapabilities) > 0) {
 			f = append(f, "--caps-retain="+strings.Join(capSet(c.AddCapabilities, c.DropCapabilities), ","))
 		}
-		if r := lx.GetResources(); r != nil {
-			if r.MemoryLimitInBytes > 0 {
-				f = append(f, "--memory="+strconv.FormatInt(r.MemoryLimitInBytes, 10))
-			}
-			if r.CpuQuota > 0 && r.CpuPeriod > 0 {
-				f = append(f, fmt.Sprintf("--cpu=%dm", r.CpuQuota*1000/r.CpuPeriod))
-			}
-			if r.CpuShares >= 2 {
-				f = append(f, "--cpu-shares="+strconv.FormatInt(r.CpuShares, 10))
-			}
+		l := limits(lx.GetResources())
+		if l.MemoryBytes > 0 {
+			f = append(f, "--memory="+strconv.FormatInt(l.MemoryBytes, 10))
+		}
+		if l.CPUMilli > 0 {
+			f = append(f, fmt.Sprintf("--cpu=%dm", l.CPUMilli))
+		}
+		if l.CPUShares > 0 {
+			f = append(f, "--cpu-shares="+strconv.FormatUint(l.CPUShares, 10))
 		}
 	}
 	// Kubernetes' command replaces the image's entrypoint and its args
@@ -389,11 +388,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	// from the container's cgroups while it runs.
 	if cs.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
 		if l, err := cgroup.AppLimits(c.sb.p.Dir, c.app); err == nil && !l.Empty() {
-			r := &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: l.MemoryBytes, CpuShares: int64(l.CPUShares)}
-			if l.CPUMilli > 0 {
-				r.CpuPeriod, r.CpuQuota = 100000, l.CPUMilli*100
-			}
-			cs.Resources = &runtimeapi.ContainerResources{Linux: r}
+			cs.Resources = &runtimeapi.ContainerResources{Linux: resources(l)}
 		}
 	}
 	return &runtimeapi.ContainerStatusResponse{Status: cs}, nil

@@ -24,13 +24,7 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 	if r == nil {
 		return &runtimeapi.UpdateContainerResourcesResponse{}, nil
 	}
-	l := cgroup.Limits{MemoryBytes: r.MemoryLimitInBytes}
-	if r.CpuQuota > 0 && r.CpuPeriod > 0 {
-		l.CPUMilli = r.CpuQuota * 1000 / r.CpuPeriod
-	}
-	if r.CpuShares >= 2 {
-		l.CPUShares = uint64(r.CpuShares)
-	}
+	l := limits(r)
 	if !c.sb.running() {
 		return nil, status.Errorf(codes.FailedPrecondition, "container %s: its sandbox is not running", c.id)
 	}
@@ -41,4 +35,27 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 		return nil, internal(err)
 	}
 	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+}
+
+// limits are the parts of a container's resources that rkt applies: the
+// memory limit, the CPU quota (in thousandths of a CPU) and CPU shares.
+func limits(r *runtimeapi.LinuxContainerResources) cgroup.Limits {
+	l := cgroup.Limits{MemoryBytes: r.GetMemoryLimitInBytes()}
+	if r.GetCpuQuota() > 0 && r.GetCpuPeriod() > 0 {
+		l.CPUMilli = r.GetCpuQuota() * 1000 / r.GetCpuPeriod()
+	}
+	if r.GetCpuShares() >= 2 {
+		l.CPUShares = uint64(r.GetCpuShares())
+	}
+	return l
+}
+
+// resources are limits l as the CRI reports them (a 100 ms CPU period,
+// as rkt sets).
+func resources(l cgroup.Limits) *runtimeapi.LinuxContainerResources {
+	r := &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: l.MemoryBytes, CpuShares: int64(l.CPUShares)}
+	if l.CPUMilli > 0 {
+		r.CpuPeriod, r.CpuQuota = 100000, l.CPUMilli*100
+	}
+	return r
 }

@@ -260,17 +260,15 @@ type journalLines struct {
 	mu     *sync.Mutex
 	prefix []byte
 	line   []byte // the unfinished line, prefix included
+	out    []byte // reused for the whole lines of one add
 	broken bool   // the journal went away
 }
 
 func (j *journalLines) add(p []byte) {
-	var out []byte
+	out := j.out[:0]
 	for len(p) > 0 {
-		if len(j.line) == 0 {
+		if len(j.line) == 0 && !hasPriority(p) {
 			j.line = append(j.line, j.prefix...)
-			if hasPriority(p) {
-				j.line = j.line[:0]
-			}
 		}
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 || i >= journalLineMax {
@@ -293,6 +291,7 @@ func (j *journalLines) add(p []byte) {
 		j.line = j.line[:0]
 	}
 	j.flush(out)
+	j.out = out
 }
 
 // close writes what is left of an unfinished line.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+	"github.com/rktng/rkt/pkg/pod"
 	"github.com/rktng/rkt/stage0"
 	"github.com/spf13/pflag"
 )
@@ -377,6 +378,22 @@ func init() {
 		}})
 	addAppFlag(appFlag{name: "signature", usage: "detached signature file of the image",
 		apply: func(a *appConfig, v string) error { a.Signature = v; return nil }})
+	for _, s := range []struct{ name, usage string }{
+		{pod.EndpointStdin, "null (default), stream or tty: the app's input, from `rkt attach` when stream or tty"},
+		{pod.EndpointStdout, "log (default), stream or tty: the app's output, logged, and for `rkt attach` when stream or tty"},
+		{pod.EndpointStderr, "log (default), stream or tty: the app's error output, as --stdout"},
+	} {
+		addAppFlag(appFlag{name: s.name, usage: s.usage,
+			apply: func(a *appConfig, v string) error {
+				m, err := pod.ParseStreamMode(s.name, v)
+				if err != nil {
+					return err
+				}
+				n, _ := types.NewACIdentifier(pod.StreamAnnotation(s.name))
+				a.Annotations.Set(*n, string(m))
+				return nil
+			}})
+	}
 }
 
 // misplacedAppFlag is the pod-level stand-in of a per-app flag: given

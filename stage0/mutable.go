@@ -241,6 +241,9 @@ func AddApp(ctx context.Context, cfg AddAppConfig) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := checkStreams(mp.stage1, false, ra); err != nil {
+		return "", err
+	}
 	// The new manifest: a copy, so that a refusal leaves the old intact.
 	var pm schema.PodManifest
 	b, err := json.Marshal(mp.manifest)

@@ -167,6 +167,11 @@ func Prepare(ctx context.Context, cfg PrepareConfig, target pod.State) (*Pod, er
 	if err := checkMaxApps(cfg.Stage1.Manifest, len(pm.Apps)); err != nil {
 		return nil, err
 	}
+	for i := range pm.Apps {
+		if err := checkStreams(cfg.Stage1.Manifest, cfg.RuntimeConfig.Interactive, &pm.Apps[i]); err != nil {
+			return nil, err
+		}
+	}
 	if err := isolators.Validate(pm); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadPod, err)
 	}

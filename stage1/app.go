@@ -263,6 +263,7 @@ func removeAppFiles(podDir string, podPID int, app string) {
 		}
 	}
 	_ = os.RemoveAll(filepath.Join(s1, "rkt/cgroup", app))
+	_ = os.RemoveAll(filepath.Join(s1, attachDir(app)))
 }
 
 func appStart(a *AppArgs) error {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rktng/rkt/pkg/appexec"
 	"github.com/rktng/rkt/pkg/appexec/caps"
+	"github.com/rktng/rkt/pkg/pod"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,7 +37,23 @@ func Launch(args []string) int {
 		if dir := os.Getenv("RKT_IOMUX"); dir != "" {
 			os.Unsetenv("RKT_IOMUX")
 			app := strings.SplitN(filepath.Base(args[0]), ".", 2)[0]
-			if err := startTee(dir, app); err != nil {
+			var streams *pod.Streams
+			if v := os.Getenv(attachEnv); v != "" {
+				s, err := parseStreams(v)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "appexec: %s: %v\n", app, err)
+					return appexec.ExitLaunchFailed
+				}
+				streams = &s
+			}
+			os.Unsetenv(attachEnv)
+			if err := startTee(dir, app, streams); err != nil {
+				if streams != nil {
+					// The app would run without the streams it was
+					// promised.
+					fmt.Fprintf(os.Stderr, "appexec: streams of %s: %v\n", app, err)
+					return appexec.ExitLaunchFailed
+				}
 				fmt.Fprintf(os.Stderr, "appexec: output relay of %s: %v\n", app, err)
 			}
 		}
@@ -154,28 +171,33 @@ func launchInUserNS(path string, rooted func() error) int {
 	return appexec.ExitLaunchFailed
 }
 
-// startTee starts the tee and points our stdout and stderr at it.
-func startTee(dir, app string) error {
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	errR, errW, err := os.Pipe()
+// startTee starts the tee and points our standard streams at it: output
+// and error output always, input and a terminal as streams asks.
+func startTee(dir, app string, streams *pod.Streams) error {
+	as, err := openStreams(streams)
 	if err != nil {
 		return err
 	}
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
+		as.closeAll()
 		return err
 	}
 	defer readyR.Close()
 	self, err := os.Executable()
 	if err != nil {
+		as.closeAll()
+		readyW.Close()
 		return err
 	}
-	cmd := exec.Command(self, dir, app)
+	args := []string{dir, app}
+	if streams != nil {
+		args = append(args, formatStreams(*streams))
+	}
+	cmd := exec.Command(self, args...)
 	cmd.Args[0] = teeName
-	cmd.ExtraFiles = []*os.File{outR, errR, readyW}
+	out, errOut, in := as.teeFiles()
+	cmd.ExtraFiles = []*os.File{out, errOut, readyW, in}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	// The tee is the launcher's sibling, a child of the pod's systemd,
 	// not of the app: an app that reaps every child would otherwise wait
@@ -185,25 +207,18 @@ func startTee(dir, app string) error {
 	err = cmd.Start()
 	readyW.Close()
 	if err != nil {
+		as.closeAll()
 		return err
 	}
 	_ = cmd.Process.Release()
 	// The app may exit at once, and systemd then sends SIGTERM to what
-	// is left of the unit: wait until the tee ignores it.
+	// is left of the unit: wait until the tee ignores it (and, for an
+	// attachable app, listens).
 	if _, err := readyR.Read(make([]byte, 1)); err != nil {
+		as.closeAll()
 		return fmt.Errorf("tee did not start: %w", err)
 	}
-	outR.Close()
-	errR.Close()
-	if err := unix.Dup3(int(outW.Fd()), 1, 0); err != nil {
-		return err
-	}
-	if err := unix.Dup3(int(errW.Fd()), 2, 0); err != nil {
-		return err
-	}
-	outW.Close()
-	errW.Close()
-	return nil
+	return as.install()
 }
 
 // Tee is the tee mode: fd 3 is the app's stdout, fd 4 its stderr, fd 5
@@ -219,32 +234,56 @@ func startTee(dir, app string) error {
 // `kubectl logs`) which stream a line came from. A line that starts with a
 // priority prefix of its own (sd-daemon(3)) keeps it.
 func Tee(args []string) int {
-	if len(args) != 2 {
+	if len(args) != 2 && len(args) != 3 {
 		return 2
 	}
 	// The tee outlives the app by the time it takes to drain: systemd's
 	// SIGTERM to the unit's remaining processes must not cut it short.
 	signal.Ignore(unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGPIPE)
+	dir, app := args[0], args[1]
 	ready := os.NewFile(5, "ready")
+	srcs := []*os.File{os.NewFile(3, "stdout"), os.NewFile(4, "stderr")}
+	var srv *attachServer
+	tty := false
+	if len(args) == 3 {
+		s, err := parseStreams(args[2])
+		if err == nil {
+			var in, master *os.File
+			if s.Stdin == pod.StreamStream {
+				in = os.NewFile(6, "stdin")
+			}
+			if s.Stdout == pod.StreamTTY {
+				master, tty = srcs[0], true
+			}
+			srv, err = serveAttach(dir, app, s, in, master)
+		}
+		if err != nil {
+			// No byte on ready: the launcher reports the failure and
+			// the app does not start.
+			fmt.Fprintf(os.Stderr, "iotee: %s: %v\n", app, err)
+			return 1
+		}
+	}
 	_, _ = ready.Write([]byte{1})
 	ready.Close()
-	dir, app := args[0], args[1]
 	var wg sync.WaitGroup
 	var journalMu sync.Mutex
 	for i, s := range []string{"stdout", "stderr"} {
-		src := os.NewFile(uintptr(3+i), s)
-		journal := &journalLines{w: os.NewFile(uintptr(1+i), s), mu: &journalMu, prefix: []byte("<6>")}
+		src := srcs[i]
+		journal := &journalLines{w: os.NewFile(uintptr(1+i), s), mu: &journalMu, prefix: []byte("<6>"), stripCR: tty}
 		if s == "stderr" {
 			journal.prefix = []byte("<3>")
 		}
 		fifo := openFIFO(filepath.Join(dir, app+"."+s))
+		clients := srv.hubFor(s)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tee(src, journal, fifo)
+			tee(src, journal, fifo, clients)
 		}()
 	}
 	wg.Wait()
+	srv.close()
 	return 0
 }
 
@@ -259,9 +298,12 @@ type journalLines struct {
 	w      io.Writer
 	mu     *sync.Mutex
 	prefix []byte
-	line   []byte // the unfinished line, prefix included
-	out    []byte // reused for the whole lines of one add
-	broken bool   // the journal went away
+	// stripCR drops the carriage return before each line's end, which
+	// a terminal's line discipline adds.
+	stripCR bool
+	line    []byte // the unfinished line, prefix included
+	out     []byte // reused for the whole lines of one add
+	broken  bool   // the journal went away
 }
 
 func (j *journalLines) add(p []byte) {
@@ -287,6 +329,9 @@ func (j *journalLines) add(p []byte) {
 		}
 		j.line = append(j.line, p[:i+1]...)
 		p = p[i+1:]
+		if n := len(j.line); j.stripCR && n >= 2 && j.line[n-2] == '\r' {
+			j.line = append(j.line[:n-2], '\n')
+		}
 		out = append(out, j.line...)
 		j.line = j.line[:0]
 	}
@@ -335,11 +380,15 @@ func openFIFO(path string) *os.File {
 	return os.NewFile(uintptr(fd), path)
 }
 
-func tee(src io.Reader, journal *journalLines, fifo *os.File) {
+// tee copies src to the journal, the run entrypoint's FIFO and attached
+// clients until src ends (for a terminal's master: EIO once the app and
+// everything it started are gone).
+func tee(src io.Reader, journal *journalLines, fifo *os.File, clients *hub) {
 	buf := make([]byte, 32*1024)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			clients.send(buf[:n])
 			if fifo != nil {
 				if _, werr := fifo.Write(buf[:n]); werr != nil {
 					fifo.Close()

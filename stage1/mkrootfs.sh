@@ -51,5 +51,5 @@ printf 'ID=rkt-stage1\nNAME="rkt stage1"\n' > "$rootfs/usr/lib/os-release"
 ln -s ../usr/lib/os-release "$rootfs/etc/os-release"
 : > "$rootfs/etc/machine-id"
 cp "$bin" "$rootfs/stage1"
-for e in init enter gc stop logs app-add app-start app-stop app-rm appexec reaper podwatch; do ln -s stage1 "$rootfs/$e"; done
+for e in init enter gc stop logs attach app-add app-start app-stop app-rm appexec reaper podwatch; do ln -s stage1 "$rootfs/$e"; done
 dpkg-query -W -f='${Version}\n' systemd

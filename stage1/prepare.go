@@ -317,6 +317,16 @@ func prepareApp(ra *schema.RuntimeApp, s appSetup) (*appUnit, []string, error) {
 		return nil, nil, err
 	}
 	u := &appUnit{Name: name, Interactive: rc.Interactive, Relay: relay, Tee: s.tee, StopTimeoutSec: defaultStopTimeout}
+	streams, err := pod.AppStreams(ra.Annotations)
+	if err != nil {
+		return nil, nil, fmt.Errorf("app %s: %w", name, err)
+	}
+	if streams.Attachable() {
+		if rc.Interactive {
+			return nil, nil, fmt.Errorf("app %s: attachable streams and --interactive exclude each other", name)
+		}
+		u.Streams = &streams
+	}
 	// Resource limits (pkg/isolators): a host cgroup the launcher
 	// joins through a bind mount on cgroup v1, service properties
 	// for the pod's systemd on v2.
@@ -403,7 +413,7 @@ func prepareApp(ra *schema.RuntimeApp, s appSetup) (*appUnit, []string, error) {
 			}
 		}
 	}
-	if s.stdinFIFO {
+	if s.stdinFIFO && streams.Stdin == pod.StreamNull {
 		u.StdinFIFO = stdinFIFOPath(name)
 		p := filepath.Join(s1, u.StdinFIFO)
 		_ = os.Remove(p)

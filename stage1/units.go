@@ -61,6 +61,9 @@ type appUnit struct {
 	Tee bool
 	// StdinFIFO, if set, is the FIFO the app reads its input from.
 	StdinFIFO string
+	// Streams, if set, are the app's attachable stream modes: the tee
+	// serves them to `rkt attach` (see attachEnv).
+	Streams *pod.Streams
 	// StopTimeout is how long the app has between SIGTERM and SIGKILL.
 	StopTimeoutSec int
 	// Properties are extra [Service] lines (resource limits on cgroup v2).
@@ -87,8 +90,11 @@ func (u *appUnit) unitText() string {
 		fmt.Fprintf(&b, "ExecStartPre=%s %s\n", launcherPath, p)
 	}
 	cfg := filepath.Join(appexecDir, u.Name+".json")
-	if (u.Relay || u.Tee) && !u.Interactive {
+	if (u.Relay || u.Tee || u.Streams != nil) && !u.Interactive {
 		fmt.Fprintf(&b, "Environment=RKT_IOMUX=%s\n", iomuxDir)
+	}
+	if u.Streams != nil {
+		fmt.Fprintf(&b, "Environment=%s=%s\n", attachEnv, formatStreams(*u.Streams))
 	}
 	if u.StdinFIFO != "" {
 		fmt.Fprintf(&b, "Environment=%s=%s\n", stdinEnv, u.StdinFIFO)

@@ -1,6 +1,6 @@
 // Command stage1 is the default stage1's multi-call binary. The image's
 // entrypoints are symlinks to it and it dispatches on argv[0]: init (run),
-// enter, gc, stop, logs and app-{add,start,stop,rm} for stage0; appexec (the
+// enter, gc, stop, logs, attach and app-{add,start,stop,rm} for stage0; appexec (the
 // app launcher), iotee (its output tee), reaper (exit statuses) and
 // podwatch (the watchdog) for the pod's systemd.
 package main
@@ -39,6 +39,10 @@ func main() {
 		ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 		defer stop()
 		os.Exit(stage1.LogsEntrypoint(ctx, args, os.Stdout, os.Stderr))
+	case "attach":
+		ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM)
+		defer stop()
+		os.Exit(stage1.AttachEntrypoint(ctx, args, os.Stdin, os.Stdout, os.Stderr))
 	case "app-add", "app-start", "app-stop", "app-rm":
 		os.Exit(stage1.AppEntrypoint(strings.TrimPrefix(name, "app-"), args, os.Stderr))
 	case "appexec":

@@ -1,0 +1,137 @@
+package pod
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/appc/spec/schema/types"
+)
+
+// An app's standard streams are set by three annotations of its
+// RuntimeApp, named as rkt named them, so that stage0 (the --stdin,
+// --stdout and --stderr flags) and a stage1 (which wires the streams and
+// serves `rkt attach`) agree on them.
+const (
+	AnnotationStdin  = "coreos.com/rkt/stage2/stdin"
+	AnnotationStdout = "coreos.com/rkt/stage2/stdout"
+	AnnotationStderr = "coreos.com/rkt/stage2/stderr"
+)
+
+// StreamMode is where one of an app's standard streams goes.
+type StreamMode string
+
+// The stream modes. Output is always kept in the pod's log; "stream" and
+// "tty" make a stream attachable as well.
+const (
+	// StreamNull: no input (stdin's default).
+	StreamNull StreamMode = "null"
+	// StreamLog: output goes to the pod's log only (stdout's and
+	// stderr's default).
+	StreamLog StreamMode = "log"
+	// StreamStream: the stream is a pipe that `rkt attach` clients
+	// write to (stdin) or read from (stdout, stderr) while the app runs.
+	StreamStream StreamMode = "stream"
+	// StreamTTY: the app gets a pseudo-terminal of its own, which `rkt
+	// attach` clients share.
+	StreamTTY StreamMode = "tty"
+)
+
+// Streams are an app's three stream modes.
+type Streams struct {
+	Stdin, Stdout, Stderr StreamMode
+}
+
+// ErrBadStreams: the stream annotations of an app are invalid.
+var ErrBadStreams = errors.New("bad stream modes")
+
+// The names of the attach endpoints (Streams.Endpoints).
+const (
+	EndpointStdin  = "stdin"
+	EndpointStdout = "stdout"
+	EndpointStderr = "stderr"
+	EndpointTTY    = "tty"
+)
+
+// AppStreams reads an app's stream modes from its annotations, with the
+// defaults for those not set, and checks them: stdin is null, stream or
+// tty; stdout and stderr are log, stream or tty; a terminal is for input
+// and output together (stdin and stdout both tty, or neither), and stderr
+// may share it.
+func AppStreams(a types.Annotations) (Streams, error) {
+	s := Streams{Stdin: StreamNull, Stdout: StreamLog, Stderr: StreamLog}
+	for _, f := range []struct {
+		name  string
+		into  *StreamMode
+		valid []StreamMode
+	}{
+		{AnnotationStdin, &s.Stdin, []StreamMode{StreamNull, StreamStream, StreamTTY}},
+		{AnnotationStdout, &s.Stdout, []StreamMode{StreamLog, StreamStream, StreamTTY}},
+		{AnnotationStderr, &s.Stderr, []StreamMode{StreamLog, StreamStream, StreamTTY}},
+	} {
+		v, ok := a.Get(f.name)
+		if !ok {
+			continue
+		}
+		m, err := parseStreamMode(StreamMode(v), f.valid)
+		if err != nil {
+			return s, fmt.Errorf("%w: %s=%q: %v", ErrBadStreams, f.name, v, err)
+		}
+		*f.into = m
+	}
+	if (s.Stdin == StreamTTY) != (s.Stdout == StreamTTY) {
+		return s, fmt.Errorf("%w: stdin is %s and stdout %s: a terminal is for both or neither", ErrBadStreams, s.Stdin, s.Stdout)
+	}
+	if s.Stderr == StreamTTY && s.Stdout != StreamTTY {
+		return s, fmt.Errorf("%w: stderr can share a terminal only with stdin and stdout", ErrBadStreams)
+	}
+	return s, nil
+}
+
+// ParseStreamMode checks one --stdin/--stdout/--stderr value for the
+// stream named (stdin, stdout or stderr).
+func ParseStreamMode(stream, v string) (StreamMode, error) {
+	valid := []StreamMode{StreamLog, StreamStream, StreamTTY}
+	if stream == EndpointStdin {
+		valid = []StreamMode{StreamNull, StreamStream, StreamTTY}
+	}
+	return parseStreamMode(StreamMode(v), valid)
+}
+
+func parseStreamMode(m StreamMode, valid []StreamMode) (StreamMode, error) {
+	names := make([]string, len(valid))
+	for i, v := range valid {
+		if m == v {
+			return m, nil
+		}
+		names[i] = string(v)
+	}
+	return "", fmt.Errorf("not one of %s", strings.Join(names, ", "))
+}
+
+// StreamAnnotation is the annotation of stream (stdin, stdout or stderr).
+func StreamAnnotation(stream string) string {
+	return map[string]string{EndpointStdin: AnnotationStdin, EndpointStdout: AnnotationStdout, EndpointStderr: AnnotationStderr}[stream]
+}
+
+// Attachable says whether `rkt attach` has anything to attach to.
+func (s Streams) Attachable() bool { return len(s.Endpoints()) > 0 }
+
+// Endpoints are the app's attach endpoints: "tty" for a terminal, and
+// "stdin", "stdout", "stderr" for each stream in stream mode.
+func (s Streams) Endpoints() []string {
+	var e []string
+	if s.Stdout == StreamTTY {
+		e = append(e, EndpointTTY)
+	}
+	if s.Stdin == StreamStream {
+		e = append(e, EndpointStdin)
+	}
+	if s.Stdout == StreamStream {
+		e = append(e, EndpointStdout)
+	}
+	if s.Stderr == StreamStream {
+		e = append(e, EndpointStderr)
+	}
+	return e
+}

@@ -21,8 +21,9 @@ import (
 // (pod.Streams) has the launcher's tee serve them: it listens on one Unix
 // socket per endpoint in /rkt/iomux/APP.attach/ (tty, stdin, stdout,
 // stderr, and tty.size for a terminal's size), copies everything the app
-// writes to every client connected to that endpoint (and to the journal,
-// as for every app), and what clients write to the app's input: a pipe
+// writes to every client connected to that endpoint (after one attachAck
+// byte; and to the journal, as for every app), and what clients write to
+// the app's input: a pipe
 // in stream mode, the master side of the app's own pseudo-terminal in tty
 // mode. The attach entrypoint, run by stage0 on the host in the pod's
 // mount namespace, connects to those sockets. Nothing is buffered for
@@ -320,6 +321,11 @@ type subscriber struct {
 	ch chan []byte
 }
 
+// attachAck is the byte an output endpoint sends first, once the client
+// is registered: a client that waits for it before sending input misses
+// none of the output that input causes.
+const attachAck = 0
+
 // subscriberQueue is how many writes a client may lag behind.
 const subscriberQueue = 256
 
@@ -332,6 +338,9 @@ func newHub() *hub { return &hub{subs: map[*subscriber]bool{}} }
 // client hangs up.
 func (h *hub) add(c net.Conn, readSide func()) {
 	s := &subscriber{c: c, ch: make(chan []byte, subscriberQueue)}
+	// The client's first byte says it is registered: what the app
+	// writes from then on reaches it (see attachAck).
+	s.ch <- []byte{attachAck}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()

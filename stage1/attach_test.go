@@ -72,6 +72,11 @@ func TestHubDropsSlowClient(t *testing.T) {
 	fastServer, fastClient := net.Pipe()
 	h.add(slowServer, func() { _, _ = io.Copy(io.Discard, slowServer) })
 	h.add(fastServer, func() { _, _ = io.Copy(io.Discard, fastServer) })
+	// Each client is told first that it is registered.
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(fastClient, b); err != nil || b[0] != attachAck {
+		t.Fatalf("first byte %v, %v: want the ack", b, err)
+	}
 	// The sender waits for the reading client after each write, so only
 	// the other one falls behind.
 	done := make(chan error)

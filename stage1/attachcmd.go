@@ -95,6 +95,19 @@ func attach(ctx context.Context, app, mode string, stdin, stdout, stderr *os.Fil
 			return fmt.Errorf("app %s: %w", app, err)
 		}
 	}
+	// Input only once every output is registered with the tee: output
+	// that our input causes must not go to nobody.
+	for _, e := range want {
+		if e == pod.EndpointStdin {
+			continue
+		}
+		ack := make([]byte, 1)
+		_ = conns[e].SetReadDeadline(time.Now().Add(attachWait))
+		if _, err := io.ReadFull(conns[e], ack); err != nil || ack[0] != attachAck {
+			return fmt.Errorf("app %s: endpoint %s did not answer: %v", app, e, err)
+		}
+		_ = conns[e].SetReadDeadline(time.Time{})
+	}
 	if c := conns[pod.EndpointTTY]; c != nil {
 		return attachTTY(ctx, dir, c, stdin, stdout)
 	}

@@ -138,6 +138,17 @@ func (s *Server) appFlags(imageID string, cfg *runtimeapi.ContainerConfig) ([]st
 	if cfg.WorkingDir != "" {
 		f = append(f, "--working-dir="+cfg.WorkingDir)
 	}
+	// Every container's output can be attached to (kubectl attach); its
+	// input only when the CRI asks for one. A terminal takes all three
+	// streams, as the CRI's tty does (stderr joins stdout).
+	switch {
+	case cfg.Tty:
+		f = append(f, "--stdin=tty", "--stdout=tty", "--stderr=tty")
+	case cfg.Stdin:
+		f = append(f, "--stdin=stream", "--stdout=stream", "--stderr=stream")
+	default:
+		f = append(f, "--stdout=stream", "--stderr=stream")
+	}
 	for i, m := range cfg.Mounts {
 		f = append(f, fmt.Sprintf("--mnt-volume=name=cri-%d,kind=host,source=%s,target=%s,readOnly=%t", i, m.HostPath, m.ContainerPath, m.Readonly))
 	}

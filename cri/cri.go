@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 )
 
 // Config is what the server needs; the CLI fills it from its flags.
@@ -48,6 +49,9 @@ type Config struct {
 	StateDir string
 	// Version is the runtime version Version reports.
 	Version string
+	// StreamingAddr is where the server for exec, attach and
+	// port-forward streams listens (host:port; port 0 for any).
+	StreamingAddr string
 }
 
 // Server implements the CRI runtime and image services.
@@ -59,7 +63,18 @@ type Server struct {
 	// logs are the copies of running containers' output to their CRI
 	// log files, by container ID.
 	logs map[string]*logFollower
+	// streaming serves exec, attach and port-forward streams.
+	streaming     streaming.Server
+	streamingAddr string
 }
+
+// DefaultStreamingAddr: the loopback, any free port. The kubelet, on the
+// same node, forwards the user's streams there.
+const DefaultStreamingAddr = "127.0.0.1:0"
+
+// StreamingAddr is where exec, attach and port-forward streams are
+// served, once Serve has started.
+func (s *Server) StreamingAddr() string { return s.streamingAddr }
 
 // New returns a server for cfg.
 func New(cfg Config) (*Server, error) {
@@ -74,6 +89,15 @@ func New(cfg Config) (*Server, error) {
 
 // Serve answers CRI requests on l until ctx ends.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	addr := s.cfg.StreamingAddr
+	if addr == "" {
+		addr = DefaultStreamingAddr
+	}
+	stopStreaming, err := s.startStreaming(addr)
+	if err != nil {
+		return err
+	}
+	defer stopStreaming()
 	g := grpc.NewServer()
 	runtimeapi.RegisterRuntimeServiceServer(g, s)
 	runtimeapi.RegisterImageServiceServer(g, s)

@@ -30,7 +30,14 @@ import (
 // ACI's rootfs as one layer, /inspect as its entrypoint.
 func inspectDockerImage(t *testing.T) v1.Image {
 	t.Helper()
-	f, err := os.Open(testImage("inspect.aci"))
+	return aciAsDockerImage(t, "inspect.aci", v1.Config{Entrypoint: []string{"/inspect"}, Cmd: []string{"-exit=0"}, Env: []string{"FROM_IMAGE=yes"}})
+}
+
+// aciAsDockerImage is a test ACI as a Docker image: its rootfs as one
+// layer, with config cfg.
+func aciAsDockerImage(t *testing.T, aci string, cfg v1.Config) v1.Image {
+	t.Helper()
+	f, err := os.Open(testImage(aci))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +77,7 @@ func inspectDockerImage(t *testing.T) v1.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err = mutate.Config(img, v1.Config{Entrypoint: []string{"/inspect"}, Cmd: []string{"-exit=0"}, Env: []string{"FROM_IMAGE=yes"}})
+	img, err = mutate.Config(img, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func main() {
 }
 
 func newCommand() *cobra.Command {
-	var rkt, dir, localConfig, systemConfig, userConfig, insecure, listen, stateDir string
+	var rkt, dir, localConfig, systemConfig, userConfig, insecure, listen, stateDir, streamingAddr string
 	var debug bool
 	var nets, sandboxFlags []string
 	home, _ := os.UserHomeDir()
@@ -67,7 +67,7 @@ See Documentation/cri.md.`,
 				global = append(global, "--debug")
 			}
 			srv, err := cri.New(cri.Config{Rkt: rkt, GlobalArgs: global, DataDir: dir,
-				SandboxArgs: sandboxFlags, Nets: nets, StateDir: stateDir, Version: version})
+				SandboxArgs: sandboxFlags, Nets: nets, StateDir: stateDir, Version: version, StreamingAddr: streamingAddr})
 			if err != nil {
 				return err
 			}
@@ -95,6 +95,7 @@ See Documentation/cri.md.`,
 	f.BoolVar(&debug, "debug", false, "pass --debug to rkt")
 	f.StringVar(&listen, "listen", "/run/rkt/cri.sock", "unix socket to serve on")
 	f.StringVar(&stateDir, "state-dir", "/run/rkt/cri", "where the server keeps each sandbox's own output")
+	f.StringVar(&streamingAddr, "streaming-address", cri.DefaultStreamingAddr, "host:port of the server for exec, attach and port-forward streams (port 0: any free one)")
 	f.StringArrayVar(&nets, "net", nil, "networks of sandboxes that do not share the node's (rkt run --net; default: default)")
 	f.StringArrayVar(&sandboxFlags, "sandbox-flag", nil, "a flag for every rkt app sandbox, such as --stage1-path=PATH")
 	return cmd

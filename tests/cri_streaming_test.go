@@ -1,0 +1,237 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/gorilla/websocket"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// kubectl exec, attach and port-forward through rkt-cri: the CRI calls
+// return URLs on rkt-cri's streaming server, and the test speaks the
+// Kubernetes WebSocket channel protocol (v4.channel.k8s.io) to them, as
+// the kubelet forwards a user's stream.
+
+// wsChannels is one WebSocket stream: what arrived on each channel.
+type wsChannels struct {
+	t    *testing.T
+	conn *websocket.Conn
+	mu   sync.Mutex
+	got  map[byte]*bytes.Buffer
+	done chan struct{}
+}
+
+func dialStream(t *testing.T, url string) *wsChannels {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{"v4.channel.k8s.io"}, HandshakeTimeout: 10 * time.Second}
+	conn, resp, err := d.Dial(strings.Replace(url, "http://", "ws://", 1), http.Header{})
+	if err != nil {
+		t.Fatalf("dial %s: %v (%v)", url, err, resp)
+	}
+	if conn.Subprotocol() != "v4.channel.k8s.io" {
+		t.Fatalf("negotiated %q", conn.Subprotocol())
+	}
+	w := &wsChannels{t: t, conn: conn, got: map[byte]*bytes.Buffer{}, done: make(chan struct{})}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		defer close(w.done)
+		for {
+			_, msg, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			if len(msg) == 0 {
+				continue
+			}
+			w.mu.Lock()
+			if w.got[msg[0]] == nil {
+				w.got[msg[0]] = &bytes.Buffer{}
+			}
+			w.got[msg[0]].Write(msg[1:])
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+func (w *wsChannels) send(ch byte, data string) {
+	w.t.Helper()
+	if err := w.conn.WriteMessage(websocket.BinaryMessage, append([]byte{ch}, data...)); err != nil {
+		w.t.Fatalf("send on channel %d: %v", ch, err)
+	}
+}
+
+func (w *wsChannels) channel(ch byte) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if b := w.got[ch]; b != nil {
+		return b.String()
+	}
+	return ""
+}
+
+// waitFor waits until channel ch has text.
+func (w *wsChannels) waitFor(ch byte, text string) {
+	w.t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(w.channel(ch), text); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("channel %d: no %q in %q (channel 3: %q)", ch, text, w.channel(ch), w.channel(3))
+		}
+	}
+}
+
+// closed waits until the server has closed the stream.
+func (w *wsChannels) closed() {
+	w.t.Helper()
+	select {
+	case <-w.done:
+	case <-time.After(30 * time.Second):
+		w.t.Fatalf("the stream was not closed; channels: 1 %q 2 %q 3 %q", w.channel(1), w.channel(2), w.channel(3))
+	}
+}
+
+func TestCRIStreaming(t *testing.T) {
+	netNeedStage1(t)
+	e := newEnv(t)
+	reg := newDkRegistry(t, nil, "", "")
+	reg.push("test/busybox:v1", aciAsDockerImage(t, "busybox.aci", v1.Config{Entrypoint: []string{"/bin/sh"}}))
+	reg.push("test/inspect:v1", inspectDockerImage(t))
+	rt, is := criServer(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for _, ref := range []string{"/test/busybox:v1", "/test/inspect:v1"} {
+		if _, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: reg.Host + ref}}); err != nil {
+			t.Fatalf("PullImage %s: %v", ref, err)
+		}
+	}
+	sbCfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "s", Uid: "uid-s", Namespace: "default"}, Hostname: "stream-pod"}
+	sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: sbCfg})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = rt.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.PodSandboxId})
+		_, _ = rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId})
+	})
+	start := func(cfg *runtimeapi.ContainerConfig) string {
+		t.Helper()
+		cc, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb.PodSandboxId, SandboxConfig: sbCfg, Config: cfg})
+		if err != nil {
+			t.Fatalf("CreateContainer %s: %v", cfg.Metadata.Name, err)
+		}
+		if _, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+			t.Fatalf("StartContainer %s: %v", cfg.Metadata.Name, err)
+		}
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			s, err := rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: cc.ContainerId})
+			if err == nil && s.Status.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+				return cc.ContainerId
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("container %s: %v %v", cfg.Metadata.Name, s, err)
+			}
+		}
+	}
+	busybox := &runtimeapi.ImageSpec{Image: reg.Host + "/test/busybox:v1"}
+	shell := start(&runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "shell"}, Image: busybox, Stdin: true,
+		Args: []string{"-c", `while read l; do echo "out:$l"; echo "err:$l" >&2; done`}})
+	term := start(&runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "term"}, Image: busybox, Stdin: true, Tty: true,
+		Args: []string{"-c", `read x; stty size; echo "got:$x"; exec sleep 600`}})
+	start(&runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "web"}, Image: &runtimeapi.ImageSpec{Image: reg.Host + "/test/inspect:v1"},
+		Args: []string{"-serve-http=127.0.0.1:8080"}})
+
+	// exec, no terminal: input, both outputs, the exit code.
+	ex, err := rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: shell, Stdin: true, Stdout: true, Stderr: true,
+		Cmd: []string{"/bin/sh", "-c", `read x; echo "out:$x"; echo "err:$x" >&2; exit 3`}})
+	if err != nil {
+		t.Fatalf("Exec: %v", err)
+	}
+	s := dialStream(t, ex.Url)
+	s.send(0, "hello\n")
+	s.waitFor(1, "out:hello")
+	s.waitFor(2, "err:hello")
+	s.closed()
+	if st := s.channel(3); !strings.Contains(st, "NonZeroExitCode") || !strings.Contains(st, `"message":"3"`) {
+		t.Errorf("exec status: %q, want exit code 3", st)
+	}
+
+	// exec on a terminal, resized by the client.
+	ex, err = rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: shell, Stdin: true, Stdout: true, Tty: true,
+		Cmd: []string{"/bin/sh", "-c", `[ -t 0 ] && echo is-a-tty; read x; stty size; echo "got:$x"`}})
+	if err != nil {
+		t.Fatalf("Exec tty: %v", err)
+	}
+	s = dialStream(t, ex.Url)
+	s.send(4, `{"Width":111,"Height":33}`)
+	s.waitFor(1, "is-a-tty")
+	s.send(0, "hi\n")
+	s.waitFor(1, "got:hi")
+	s.closed()
+	if out := s.channel(1); !strings.Contains(out, "33 111") {
+		t.Errorf("exec tty output %q: the terminal was not resized to 33x111", out)
+	}
+	if st := s.channel(3); !strings.Contains(st, `"status":"Success"`) {
+		t.Errorf("exec tty status: %q", st)
+	}
+
+	// attach to a container's own input and outputs; the container
+	// outlives the stream.
+	at, err := rt.Attach(ctx, &runtimeapi.AttachRequest{ContainerId: shell, Stdin: true, Stdout: true, Stderr: true})
+	if err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	s = dialStream(t, at.Url)
+	// The attach may connect after the first line: send until one shows.
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(s.channel(1), "out:ping"); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("attach: no output; channels %q %q %q", s.channel(1), s.channel(2), s.channel(3))
+		}
+		s.send(0, "ping\n")
+	}
+	s.waitFor(2, "err:ping")
+	s.conn.Close()
+
+	// attach to a container's terminal: the client's size reaches it.
+	at, err = rt.Attach(ctx, &runtimeapi.AttachRequest{ContainerId: term, Stdin: true, Stdout: true, Tty: true})
+	if err != nil {
+		t.Fatalf("Attach tty: %v", err)
+	}
+	s = dialStream(t, at.Url)
+	s.send(4, `{"Width":111,"Height":33}`)
+	time.Sleep(500 * time.Millisecond)
+	s.send(0, "yo\r")
+	s.waitFor(1, "got:yo")
+	if out := s.channel(1); !strings.Contains(out, "33 111") {
+		t.Errorf("attach tty output %q: the terminal was not resized to 33x111", out)
+	}
+	s.conn.Close()
+
+	// port-forward to a port open on the pod's loopback only.
+	pf, err := rt.PortForward(ctx, &runtimeapi.PortForwardRequest{PodSandboxId: sb.PodSandboxId, Port: []int32{8080}})
+	if err != nil {
+		t.Fatalf("PortForward: %v", err)
+	}
+	s = dialStream(t, pf.Url+"?port=8080")
+	s.send(0, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+	s.waitFor(0, "stream-pod")
+	data := []byte(s.channel(0))
+	if len(data) < 2 || binary.LittleEndian.Uint16(data) != 8080 || !strings.Contains(string(data), "HTTP/1.0 200") {
+		t.Errorf("port-forward data: %q", data)
+	}
+
+	// Streams of containers that do not run are refused up front.
+	if _, err := rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: shell, Timeout: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: shell, Stdout: true, Cmd: []string{"true"}}); err == nil {
+		t.Error("Exec in a stopped container was accepted")
+	}
+}

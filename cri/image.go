@@ -2,9 +2,12 @@ package cri
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -116,12 +119,16 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 	if ref == "" {
 		return nil, status.Error(codes.InvalidArgument, "no image")
 	}
-	if req.GetAuth() != nil && (req.Auth.Username != "" || req.Auth.Auth != "" || req.Auth.IdentityToken != "") {
-		// rkt reads registry credentials from its configuration
-		// (dockerAuth), not per request.
-		return nil, status.Error(codes.Unimplemented, "per-request registry credentials are not supported: configure dockerAuth in rkt's auth.d")
+	args := []string{"fetch", "--pull-policy=update", "--full", fetchRef(ref)}
+	if a := req.GetAuth(); a != nil && (a.Username != "" || a.Password != "" || a.Auth != "" || a.IdentityToken != "" || a.RegistryToken != "") {
+		dir, err := s.pullCredentials(ref, a)
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		args = append([]string{"--user-config=" + dir}, args...)
 	}
-	out, err := s.rkt(ctx, "fetch", "--pull-policy=update", "--full", fetchRef(ref))
+	out, err := s.rkt(ctx, args...)
 	if err != nil {
 		return nil, internal(err)
 	}
@@ -219,4 +226,71 @@ func (s *Server) ImageFsInfo(ctx context.Context, req *runtimeapi.ImageFsInfoReq
 	u := &runtimeapi.FilesystemUsage{Timestamp: time.Now().UnixNano(), FsId: &runtimeapi.FilesystemIdentifier{Mountpoint: dir},
 		UsedBytes: &runtimeapi.UInt64Value{Value: bytes}, InodesUsed: &runtimeapi.UInt64Value{Value: inodes}}
 	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{u}}, nil
+}
+
+// pullCredentials writes the credentials of one pull (a Kubernetes image
+// pull secret) as an rkt configuration directory of their own, for the
+// --user-config of that one `rkt fetch`: the user configuration is the
+// one that overrides the others, and nothing else of it matters to a
+// pull. It names the image's registry (and server_address, if given) in
+// a dockerAuth file, and the same host in an auth file for images fetched
+// over HTTPS. The caller removes the directory.
+func (s *Server) pullCredentials(ref string, a *runtimeapi.AuthConfig) (string, error) {
+	if a.IdentityToken != "" || a.RegistryToken != "" {
+		return "", status.Error(codes.Unimplemented, "registry tokens in pull credentials are not supported: give a user name and password")
+	}
+	user, pass := a.Username, a.Password
+	if a.Auth != "" {
+		b, err := base64.StdEncoding.DecodeString(a.Auth)
+		if err != nil {
+			return "", status.Error(codes.InvalidArgument, "auth is not base64")
+		}
+		var ok bool
+		if user, pass, ok = strings.Cut(string(b), ":"); !ok {
+			return "", status.Error(codes.InvalidArgument, "auth is not base64 of USER:PASSWORD")
+		}
+	}
+	if user == "" || pass == "" {
+		return "", status.Error(codes.InvalidArgument, "pull credentials need a user name and a password")
+	}
+	var hosts []string
+	if r, ok := strings.CutPrefix(fetchRef(ref), "docker://"); ok {
+		if n, err := name.ParseReference(r, name.Insecure); err == nil {
+			hosts = append(hosts, n.Context().RegistryStr())
+		}
+	} else if u, err := url.Parse(ref); err == nil && u.Host != "" {
+		hosts = append(hosts, u.Host)
+	}
+	if sa := a.ServerAddress; sa != "" {
+		if u, err := url.Parse(sa); err == nil && u.Host != "" {
+			sa = u.Host
+		}
+		if sa = strings.TrimSuffix(sa, "/"); sa != "" && (len(hosts) == 0 || hosts[0] != sa) {
+			hosts = append(hosts, sa)
+		}
+	}
+	if len(hosts) == 0 {
+		return "", status.Errorf(codes.InvalidArgument, "image %q names no registry for the pull credentials", ref)
+	}
+	dir, err := os.MkdirTemp(s.cfg.StateDir, "pull-")
+	if err != nil {
+		return "", internal(err)
+	}
+	creds := map[string]string{"user": user, "password": pass}
+	files := map[string]any{
+		"docker.json": map[string]any{"rktKind": "dockerAuth", "rktVersion": "v1", "registries": hosts, "credentials": creds},
+		"https.json":  map[string]any{"rktKind": "auth", "rktVersion": "v1", "domains": hosts, "type": "basic", "credentials": creds},
+	}
+	if err := os.Mkdir(filepath.Join(dir, "auth.d"), 0o700); err != nil {
+		os.RemoveAll(dir)
+		return "", internal(err)
+	}
+	for f, v := range files {
+		b, _ := json.Marshal(v)
+		if err := os.WriteFile(filepath.Join(dir, "auth.d", f), b, 0o600); err != nil {
+			os.RemoveAll(dir)
+			return "", internal(err)
+		}
+	}
+	return dir, nil
 }

@@ -3,8 +3,10 @@ package tests
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/gorilla/websocket"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -233,5 +237,46 @@ func TestCRIStreaming(t *testing.T) {
 	}
 	if _, err := rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: shell, Stdout: true, Cmd: []string{"true"}}); err == nil {
 		t.Error("Exec in a stopped container was accepted")
+	}
+}
+
+// An image pull secret: PullImage with credentials reaches a registry that
+// answers 401 without them; the credentials are used for that pull only
+// and leave nothing behind.
+func TestCRIPullCredentials(t *testing.T) {
+	e := newEnv(t)
+	reg := newDkRegistry(t, nil, "alice", "s3cret")
+	reg.push("private/inspect:v1", inspectDockerImage(t))
+	_, is := criServer(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	img := &runtimeapi.ImageSpec{Image: reg.Host + "/private/inspect:v1"}
+	pull := func(a *runtimeapi.AuthConfig) error {
+		_, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: img, Auth: a})
+		return err
+	}
+	if err := pull(nil); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("pull without credentials: %v, want a 401 refusal", err)
+	}
+	if err := pull(&runtimeapi.AuthConfig{Username: "alice", Password: "wrong"}); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("pull with a wrong password: %v", err)
+	}
+	if err := pull(&runtimeapi.AuthConfig{Username: "alice", Password: "s3cret"}); err != nil {
+		t.Fatalf("pull with credentials: %v", err)
+	}
+	// Pulled again (pull policy update asks the registry), with the
+	// Docker config's "auth" form and the registry as server_address.
+	if err := pull(&runtimeapi.AuthConfig{Auth: base64.StdEncoding.EncodeToString([]byte("alice:s3cret")), ServerAddress: "http://" + reg.Host + "/"}); err != nil {
+		t.Errorf("pull with auth: %v", err)
+	}
+	if err := pull(&runtimeapi.AuthConfig{IdentityToken: "x"}); status.Code(err) != codes.Unimplemented {
+		t.Errorf("pull with an identity token: %v, want Unimplemented", err)
+	}
+	if st, err := is.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: img}); err != nil || st.Image == nil {
+		t.Errorf("ImageStatus after the pull: %v %v", st, err)
+	}
+	left, _ := filepath.Glob(filepath.Join(e.root, "cri", "pull-*"))
+	if len(left) > 0 {
+		t.Errorf("credentials left behind: %v", left)
 	}
 }

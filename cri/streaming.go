@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rktng/rkt/pkg/pod"
+	"github.com/rktng/rkt/pkg/pty"
 	"github.com/rktng/rkt/stage0"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
@@ -269,7 +270,7 @@ func runPiped(e *exec.Cmd, in io.Reader, out, errOut io.WriteCloser) error {
 // controlling terminal, copying in to it and its output to out; resize
 // events set its size.
 func runOnPTY(e *exec.Cmd, in io.Reader, out io.Writer, resize <-chan remotecommandserver.TerminalSize) error {
-	master, slave, err := openPTY()
+	master, slave, err := pty.Open()
 	if err != nil {
 		return err
 	}
@@ -290,7 +291,7 @@ func runOnPTY(e *exec.Cmd, in io.Reader, out io.Writer, resize <-chan remotecomm
 				if !ok {
 					return
 				}
-				_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: size.Height, Col: size.Width})
+				_ = pty.SetSize(master, size.Height, size.Width)
 			case <-stop:
 				return
 			}
@@ -319,27 +320,4 @@ func exitStatus(err error) error {
 		return utilexec.CodeExitError{Err: err, Code: ee.ExitCode()}
 	}
 	return err
-}
-
-// openPTY opens a new pseudo-terminal pair.
-func openPTY() (master, slave *os.File, err error) {
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	return m, s, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 
-	"github.com/rktng/rkt/pkg/pod"
 	"github.com/rktng/rkt/stage0"
 	"github.com/spf13/cobra"
 )
@@ -28,14 +27,7 @@ passes its size on; Ctrl-P Ctrl-Q detaches. Otherwise attach ends when the
 app does, or on Ctrl-C, which is not passed on to the app.`,
 			Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				p, err := pod.Open(globals.Dir, args[0])
-				if err != nil {
-					return err
-				}
-				if st := p.Status(); st != pod.StatusRunning {
-					return fmt.Errorf("pod %s is %s, not running", p.UUID, st)
-				}
-				pm, err := p.Manifest()
+				p, pm, err := openRunningPod(args[0])
 				if err != nil {
 					return err
 				}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/appc/spec/schema"
 	"github.com/rktng/rkt/pkg/pod"
 	"github.com/rktng/rkt/stage0"
 	"github.com/spf13/cobra"
@@ -18,14 +19,7 @@ func init() {
 			Short: "Run a command in a running app of a pod (default /bin/sh)",
 			Args:  cobra.MinimumNArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				p, err := pod.Open(globals.Dir, args[0])
-				if err != nil {
-					return err
-				}
-				if st := p.Status(); st != pod.StatusRunning {
-					return fmt.Errorf("pod %s is %s, not running", p.UUID, st)
-				}
-				pm, err := p.Manifest()
+				p, pm, err := openRunningPod(args[0])
 				if err != nil {
 					return err
 				}
@@ -63,4 +57,21 @@ func init() {
 		cmd.Flags().StringVar(&app, "app", "", "the app to enter (needed when the pod has several)")
 		return cmd
 	})
+}
+
+// openRunningPod opens the pod a UUID (or prefix) names and reads its
+// manifest, refusing a pod that is not running.
+func openRunningPod(uuid string) (*pod.Pod, *schema.PodManifest, error) {
+	p, err := pod.Open(globals.Dir, uuid)
+	if err != nil {
+		return nil, nil, err
+	}
+	if st := p.Status(); st != pod.StatusRunning {
+		return nil, nil, fmt.Errorf("pod %s is %s, not running", p.UUID, st)
+	}
+	pm, err := p.Manifest()
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, pm, nil
 }

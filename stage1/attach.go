@@ -14,6 +14,7 @@ import (
 
 	"github.com/appc/spec/schema/types"
 	"github.com/rktng/rkt/pkg/pod"
+	"github.com/rktng/rkt/pkg/pty"
 	"golang.org/x/sys/unix"
 )
 
@@ -154,27 +155,14 @@ func (as *appStreams) closeAll() {
 	}
 }
 
-// openPTY opens a new pseudo-terminal of 24x80 and returns its master and
-// slave sides.
+// openPTY opens the app's pseudo-terminal, 24x80 until a client says
+// otherwise, and returns its master and slave sides.
 func openPTY() (master, slave *os.File, err error) {
-	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
+	if master, slave, err = pty.Open(); err != nil {
 		return nil, nil, err
 	}
-	master = os.NewFile(uintptr(mfd), "ptmx")
-	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
-		master.Close()
-		return nil, nil, fmt.Errorf("unlock: %w", err)
-	}
-	// The peer by fd, not by a /dev/pts path, which could name another
-	// devpts instance than the one ptmx belongs to.
-	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
-	if errno != 0 {
-		master.Close()
-		return nil, nil, fmt.Errorf("open slave: %w", errno)
-	}
-	_ = unix.IoctlSetWinsize(mfd, unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
-	return master, os.NewFile(sfd, "pts"), nil
+	_ = pty.SetSize(master, 24, 80)
+	return master, slave, nil
 }
 
 // The tee's side.
@@ -285,7 +273,7 @@ func (a *attachServer) resize(c net.Conn) {
 		if _, err := fmt.Fscanf(c, "%d %d\n", &rows, &cols); err != nil {
 			return
 		}
-		_ = unix.IoctlSetWinsize(int(a.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
+		_ = pty.SetSize(a.master, rows, cols)
 	}
 }
 

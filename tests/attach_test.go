@@ -95,15 +95,7 @@ func (e *env) attachCmd(args ...string) (*exec.Cmd, io.WriteCloser, *lineReader,
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_, _ = cmd.Process.Wait()
-		}
-	})
+	e.start(cmd)
 	return cmd, in, newLineReader(out), newLineReader(errOut)
 }
 

@@ -16,15 +16,7 @@ func (e *env) startIso(f isoFlavor, args ...string) (*exec.Cmd, string) {
 	uuidFile := filepath.Join(e.root, "uuid-"+time.Now().Format("150405.000000000"))
 	full := append([]string{"run", "--stage1-path=" + f.image, "--uuid-file-save=" + uuidFile}, f.podFlags...)
 	cmd := e.Cmd(append(full, args...)...)
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_, _ = cmd.Process.Wait()
-		}
-	})
+	e.start(cmd)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if b, err := os.ReadFile(uuidFile); err == nil && len(b) > 0 {

@@ -39,15 +39,7 @@ func (e *env) startFly(args ...string) (*exec.Cmd, string) {
 	e.t.Helper()
 	uuidFile := filepath.Join(e.root, "uuid-"+time.Now().Format("150405.000000000"))
 	cmd := e.Cmd(flyArgs(append([]string{"--uuid-file-save=" + uuidFile}, args...)...)...)
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_, _ = cmd.Process.Wait()
-		}
-	})
+	e.start(cmd)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if b, err := os.ReadFile(uuidFile); err == nil && len(b) > 0 {

@@ -195,3 +195,18 @@ func (e *env) cleanup() {
 		_ = os.RemoveAll(e.root)
 	}
 }
+
+// start starts cmd in the background; a process still running when the
+// test ends is killed.
+func (e *env) start(cmd *exec.Cmd) {
+	e.t.Helper()
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_, _ = cmd.Process.Wait()
+		}
+	})
+}

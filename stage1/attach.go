@@ -235,11 +235,14 @@ func (a *attachServer) accept(endpoint string, l net.Listener) {
 				c.Close()
 			}()
 		case pod.EndpointTTY:
-			a.hubs[endpoint].add(c, func() { a.copyInput(c) })
+			// A client whose input ends (a pipe) still reads the
+			// terminal's output: it is dropped when a write to it
+			// fails, not when its input ends.
+			a.hubs[endpoint].add(c, func() { a.copyInput(c) }, false)
 		case sizeSocket:
 			go a.resize(c)
 		default:
-			a.hubs[endpoint].add(c, func() { _, _ = io.Copy(io.Discard, c) })
+			a.hubs[endpoint].add(c, func() { _, _ = io.Copy(io.Discard, c) }, true)
 		}
 	}
 }
@@ -322,9 +325,9 @@ const subscriberWriteTimeout = 10 * time.Second
 
 func newHub() *hub { return &hub{subs: map[*subscriber]bool{}} }
 
-// add attaches c; readSide runs on its own goroutine and returns when the
-// client hangs up.
-func (h *hub) add(c net.Conn, readSide func()) {
+// add attaches c. readSide runs on its own goroutine until the client
+// stops writing; with hangUp, that ends the client's subscription.
+func (h *hub) add(c net.Conn, readSide func(), hangUp bool) {
 	s := &subscriber{c: c, ch: make(chan []byte, subscriberQueue)}
 	// The client's first byte says it is registered: what the app
 	// writes from then on reaches it (see attachAck).
@@ -353,7 +356,9 @@ func (h *hub) add(c net.Conn, readSide func()) {
 	}()
 	go func() {
 		readSide()
-		h.remove(s)
+		if hangUp {
+			h.remove(s)
+		}
 	}()
 }
 

@@ -70,8 +70,8 @@ func TestHubDropsSlowClient(t *testing.T) {
 	h := newHub()
 	slowServer, slowClient := net.Pipe()
 	fastServer, fastClient := net.Pipe()
-	h.add(slowServer, func() { _, _ = io.Copy(io.Discard, slowServer) })
-	h.add(fastServer, func() { _, _ = io.Copy(io.Discard, fastServer) })
+	h.add(slowServer, func() { _, _ = io.Copy(io.Discard, slowServer) }, true)
+	h.add(fastServer, func() { _, _ = io.Copy(io.Discard, fastServer) }, true)
 	// Each client is told first that it is registered.
 	b := make([]byte, 1)
 	if _, err := io.ReadFull(fastClient, b); err != nil || b[0] != attachAck {

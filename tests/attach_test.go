@@ -262,6 +262,8 @@ func TestAttachTTY(t *testing.T) {
 	if _, err := io.WriteString(in, "again\n"); err != nil {
 		t.Fatal(err)
 	}
+	// A client whose input ends still gets the output it caused.
+	in.Close()
 	// (What a terminal's line discipline makes of line ends is its
 	// business: compare without carriage returns.)
 	out.want(t, "echo of the input", "again")

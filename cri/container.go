@@ -149,6 +149,9 @@ func (s *Server) appFlags(imageID string, cfg *runtimeapi.ContainerConfig) ([]st
 	default:
 		f = append(f, "--stdout=stream", "--stderr=stream")
 	}
+	if cfg.StdinOnce && (cfg.Stdin || cfg.Tty) {
+		f = append(f, "--stdin-once")
+	}
 	for i, m := range cfg.Mounts {
 		f = append(f, fmt.Sprintf("--mnt-volume=name=cri-%d,kind=host,source=%s,target=%s,readOnly=%t", i, m.HostPath, m.ContainerPath, m.Readonly))
 	}

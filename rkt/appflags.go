@@ -378,6 +378,15 @@ func init() {
 		}})
 	addAppFlag(appFlag{name: "signature", usage: "detached signature file of the image",
 		apply: func(a *appConfig, v string) error { a.Signature = v; return nil }})
+	addAppFlag(appFlag{name: "stdin-once", boolean: true, usage: "the app's input (--stdin=stream or tty) ends when the first rkt attach client leaves",
+		apply: func(a *appConfig, v string) error {
+			b, err := parseBoolValue(v)
+			if err != nil {
+				return err
+			}
+			a.Annotations.Set(pod.AnnotationStdinOnce, strconv.FormatBool(b))
+			return nil
+		}})
 	for _, s := range []struct{ name, usage string }{
 		{pod.EndpointStdin, "null (default), stream or tty: the app's input, from `rkt attach` when stream or tty"},
 		{pod.EndpointStdout, "log (default), stream or tty: the app's output, logged, and for `rkt attach` when stream or tty"},

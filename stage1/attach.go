@@ -43,20 +43,31 @@ const sizeSocket = "tty.size"
 // root.
 func attachDir(app string) string { return filepath.Join(iomuxDir, app+".attach") }
 
-// formatStreams writes s as "STDIN,STDOUT,STDERR" modes.
+// formatStreams writes s as "STDIN,STDOUT,STDERR[,once]".
 func formatStreams(s pod.Streams) string {
-	return string(s.Stdin) + "," + string(s.Stdout) + "," + string(s.Stderr)
+	v := string(s.Stdin) + "," + string(s.Stdout) + "," + string(s.Stderr)
+	if s.StdinOnce {
+		v += ",once"
+	}
+	return v
 }
 
 // parseStreams reads formatStreams' output.
 func parseStreams(v string) (pod.Streams, error) {
 	f := strings.Split(v, ",")
+	once := len(f) == 4 && f[3] == "once"
+	if once {
+		f = f[:3]
+	}
 	if len(f) != 3 {
-		return pod.Streams{}, fmt.Errorf("stream modes %q: want STDIN,STDOUT,STDERR", v)
+		return pod.Streams{}, fmt.Errorf("stream modes %q: want STDIN,STDOUT,STDERR[,once]", v)
 	}
 	var a types.Annotations
 	for i, n := range []string{pod.AnnotationStdin, pod.AnnotationStdout, pod.AnnotationStderr} {
 		a.Set(types.ACIdentifier(n), f[i])
+	}
+	if once {
+		a.Set(pod.AnnotationStdinOnce, "true")
 	}
 	return pod.AppStreams(a)
 }
@@ -177,12 +188,16 @@ type attachServer struct {
 	input   *os.File
 	inputMu sync.Mutex
 	master  *os.File
+	// once ends the app's input when the first client's input ends
+	// (pod.Streams.StdinOnce).
+	once      bool
+	inputDone sync.Once
 }
 
 // serveAttach starts listening on the endpoints of s in dir/APP.attach.
 // in is the app's input pipe (stream mode), master its terminal (tty).
 func serveAttach(dir, app string, s pod.Streams, in, master *os.File) (*attachServer, error) {
-	a := &attachServer{dir: filepath.Join(dir, app+".attach"), hubs: map[string]*hub{}, master: master}
+	a := &attachServer{dir: filepath.Join(dir, app+".attach"), hubs: map[string]*hub{}, master: master, once: s.StdinOnce}
 	a.input = in
 	if master != nil {
 		a.input = master
@@ -248,8 +263,12 @@ func (a *attachServer) accept(endpoint string, l net.Listener) {
 }
 
 // copyInput passes what one client writes to the app's input, until
-// the client closes its side (the app's input stays open for others).
+// the client closes its side. The app's input then stays open for
+// others, unless it is to end with the first client's (once).
 func (a *attachServer) copyInput(c net.Conn) {
+	if a.once {
+		defer a.endInput()
+	}
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := c.Read(buf)
@@ -265,6 +284,17 @@ func (a *attachServer) copyInput(c net.Conn) {
 			break
 		}
 	}
+}
+
+// endInput ends the app's input: its stdin pipe is closed, or its
+// terminal hung up (the master closed, which also ends the tee's reading
+// of it).
+func (a *attachServer) endInput() {
+	a.inputDone.Do(func() {
+		a.inputMu.Lock()
+		defer a.inputMu.Unlock()
+		a.input.Close()
+	})
 }
 
 // resize sets the terminal's size from each "ROWS COLS" line a client

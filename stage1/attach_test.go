@@ -60,6 +60,10 @@ func TestStreamsRoundTrip(t *testing.T) {
 	if err != nil || out != in {
 		t.Fatalf("got %+v, %v", out, err)
 	}
+	in.StdinOnce = true
+	if out, err := parseStreams(formatStreams(in)); err != nil || out != in {
+		t.Fatalf("with once: got %+v, %v", out, err)
+	}
 	if _, err := parseStreams("stream,log"); err == nil {
 		t.Error("two modes accepted")
 	}

@@ -242,6 +242,11 @@ func Tee(args []string) int {
 	signal.Ignore(unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGPIPE)
 	dir, app := args[0], args[1]
 	ready := os.NewFile(5, "ready")
+	// Non-blocking, so that the files are the runtime poller's: closing
+	// one (a terminal hung up by endInput) then ends a read blocked in
+	// it, which a blocking fd would keep open.
+	_ = unix.SetNonblock(3, true)
+	_ = unix.SetNonblock(4, true)
 	srcs := []*os.File{os.NewFile(3, "stdout"), os.NewFile(4, "stderr")}
 	var srv *attachServer
 	tty := false

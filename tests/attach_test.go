@@ -282,6 +282,51 @@ func TestAttachTTY(t *testing.T) {
 	}
 }
 
+// --stdin-once: the app's input ends with its first client's, as the
+// CRI's stdin_once has it (`kubectl run -i --rm`): a pipe is closed, a
+// terminal hangs up.
+func TestAttachStdinOnce(t *testing.T) {
+	e, uuid := attachEnv(t)
+	e.MustRun("app", "add", uuid, busyboxName, "--name=pipe", "--stdin=stream", "--stdout=stream", "--stdin-once",
+		"--exec=/bin/sh", "--", "-c", "cat; echo input-ended")
+	e.MustRun("app", "add", uuid, busyboxName, "--name=term", "--stdin=tty", "--stdout=tty", "--stdin-once",
+		"--exec=/bin/sh", "--", "-c", `read x; echo "got:$x"; exec sleep 600`)
+	e.MustRun("app", "start", uuid, "--app=pipe")
+	e.MustRun("app", "start", uuid, "--app=term")
+
+	cmd, in, out, _ := e.attachCmd("--app=pipe", uuid)
+	if _, err := io.WriteString(in, "one\n"); err != nil {
+		t.Fatal(err)
+	}
+	out.want(t, "pipe app", "one")
+	in.Close()
+	out.want(t, "pipe app after its input ended", "input-ended")
+	out.ends(t, "attach to the pipe app")
+	if code := exitCode(t, cmd); code != 0 {
+		t.Errorf("attach exited %d", code)
+	}
+	if s := e.waitAppState(uuid, "pipe", "exited"); s.ExitCode == nil || *s.ExitCode != 0 {
+		t.Errorf("pipe app: %+v, want exited 0", s)
+	}
+
+	cmd, in, out, _ = e.attachCmd("--app=term", uuid)
+	if _, err := io.WriteString(in, "two\n"); err != nil {
+		t.Fatal(err)
+	}
+	out.want(t, "terminal echo", "two")
+	out.want(t, "terminal app", "got:two")
+	in.Close()
+	out.ends(t, "attach to the terminal app")
+	// The hang-up is SIGHUP: exit status 128+1.
+	if s := e.waitAppState(uuid, "term", "exited"); s.ExitCode == nil || *s.ExitCode != 129 {
+		t.Errorf("terminal app after the hang-up: %+v, want exited 129", s)
+	}
+	if code := exitCode(t, cmd); code != 0 {
+		t.Errorf("attach exited %d", code)
+	}
+	oneLine(t, e.Run("app", "add", uuid, busyboxName, "--name=bad", "--stdin-once", "--exec=/bin/true"), "stdin-once needs stdin to be stream or tty")
+}
+
 func TestAttachRefusals(t *testing.T) {
 	e := newEnv(t)
 	e.Fetch("busybox.aci")

@@ -16,6 +16,10 @@ const (
 	AnnotationStdin  = "coreos.com/rkt/stage2/stdin"
 	AnnotationStdout = "coreos.com/rkt/stage2/stdout"
 	AnnotationStderr = "coreos.com/rkt/stage2/stderr"
+	// AnnotationStdinOnce ("true") is ours: the app's input ends when
+	// the first client attached to it leaves (the CRI's stdin_once,
+	// `kubectl run -i --rm`).
+	AnnotationStdinOnce = "rktng.io/rkt/stage2/stdin-once"
 )
 
 // StreamMode is where one of an app's standard streams goes.
@@ -40,6 +44,9 @@ const (
 // Streams are an app's three stream modes.
 type Streams struct {
 	Stdin, Stdout, Stderr StreamMode
+	// StdinOnce: the app's input (stream or tty) ends, and a terminal
+	// hangs up, when the first client attached to it leaves.
+	StdinOnce bool
 }
 
 // ErrBadStreams: the stream annotations of an app are invalid.
@@ -78,6 +85,18 @@ func AppStreams(a types.Annotations) (Streams, error) {
 			return s, fmt.Errorf("%w: %s=%q: %v", ErrBadStreams, f.name, v, err)
 		}
 		*f.into = m
+	}
+	if v, ok := a.Get(AnnotationStdinOnce); ok {
+		switch v {
+		case "true":
+			s.StdinOnce = true
+		case "false":
+		default:
+			return s, fmt.Errorf("%w: %s=%q: not true or false", ErrBadStreams, AnnotationStdinOnce, v)
+		}
+	}
+	if s.StdinOnce && s.Stdin == StreamNull {
+		return s, fmt.Errorf("%w: stdin-once needs stdin to be stream or tty", ErrBadStreams)
 	}
 	if (s.Stdin == StreamTTY) != (s.Stdout == StreamTTY) {
 		return s, fmt.Errorf("%w: stdin is %s and stdout %s: a terminal is for both or neither", ErrBadStreams, s.Stdin, s.Stdout)

@@ -72,3 +72,20 @@ func TestParseStreamMode(t *testing.T) {
 		t.Error("StreamAnnotation(stderr)")
 	}
 }
+
+func TestStdinOnce(t *testing.T) {
+	a := streamAnnotations("stream", "", "")
+	a.Set(AnnotationStdinOnce, "true")
+	if s, err := AppStreams(a); err != nil || !s.StdinOnce {
+		t.Errorf("stream + once: %+v %v", s, err)
+	}
+	b := streamAnnotations("", "stream", "")
+	b.Set(AnnotationStdinOnce, "true")
+	if _, err := AppStreams(b); !errors.Is(err, ErrBadStreams) {
+		t.Errorf("once without input: %v", err)
+	}
+	a.Set(AnnotationStdinOnce, "yes")
+	if _, err := AppStreams(a); !errors.Is(err, ErrBadStreams) {
+		t.Errorf("once=yes: %v", err)
+	}
+}

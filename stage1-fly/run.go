@@ -13,6 +13,7 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/rktng/rkt/pkg/appexec"
 	"github.com/rktng/rkt/pkg/isolators"
 	"github.com/rktng/rkt/pkg/pod"
@@ -91,6 +92,10 @@ func run(args []string) int {
 			fmt.Fprintf(os.Stderr, "stage1-fly: record pid: %v\n", err)
 		}
 		_ = os.Symlink("ready", filepath.Join(pod.Stage1RootfsPath(podDir), "rkt", "supervisor-status"))
+		// Run from a service of Type=notify (this process is its main
+		// one: rkt exec'd it): ready once the app runs. The app's own
+		// sd_notify is not relayed here, as it is by the nspawn stage1.
+		_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 	}
 	if rooted == nil {
 		ready()

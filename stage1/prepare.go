@@ -342,6 +342,15 @@ func prepareApp(ra *schema.RuntimeApp, s appSetup) (*appUnit, []string, error) {
 	}
 	u.Binds = append(u.Binds, "/proc:"+podRoot+"/proc", "/dev:"+podRoot+"/dev")
 	u.ROBinds = append(u.ROBinds, "/sys:"+podRoot+"/sys")
+	if supportsNotify(podDir, ra) {
+		// The pod's systemd's socket, where the app's own root has it.
+		if err := makeMountTarget(filepath.Join(hostRoot, podNotifySocket), false); err != nil {
+			return nil, nil, fmt.Errorf("app %s: %w", name, err)
+		}
+		u.Binds = append(u.Binds, podNotifySocket+":"+podRoot+podNotifySocket)
+		u.Notify = true
+		cfg.Env = append(cfg.Env, "NOTIFY_SOCKET="+podNotifySocket)
+	}
 
 	for _, m := range ra.Mounts {
 		name := m.Volume

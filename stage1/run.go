@@ -254,7 +254,22 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 
+	notify, err := startNotifyRelay(podDir)
+	if err != nil {
+		relay.abort()
+		return fail("%v", err)
+	}
+	defer notify.close()
 	args := nspawnArgs(podDir, c, rc, hostname, netArgs, pf)
+	if notify != nil {
+		// Before "--": what follows is the pod's systemd's.
+		for i, a := range args {
+			if a == "--" {
+				args = append(args[:i:i], append([]string{"--notify-ready=yes"}, args[i:]...)...)
+				break
+			}
+		}
+	}
 	cmd := nspawnCommand(podDir, args)
 	if rc.Interactive {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -264,6 +279,9 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stderr, stderr
 	}
 	cmd.Env = nspawnEnv()
+	if notify != nil {
+		cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+notify.Path)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
 	if c.Debug {
 		fmt.Fprintf(stderr, "stage1: %s\n", strings.Join(cmd.Args, " "))

@@ -64,6 +64,9 @@ type appUnit struct {
 	// Streams, if set, are the app's attachable stream modes: the tee
 	// serves them to `rkt attach` (see attachEnv).
 	Streams *pod.Streams
+	// Notify: the app says when it is ready (sd_notify), and its unit
+	// is started only then (see notify.go).
+	Notify bool
 	// StopTimeout is how long the app has between SIGTERM and SIGKILL.
 	StopTimeoutSec int
 	// Properties are extra [Service] lines (resource limits on cgroup v2).
@@ -82,7 +85,13 @@ func (u *appUnit) unitText() string {
 	b.WriteString("DefaultDependencies=no\n")
 	b.WriteString("Wants=systemd-journald.socket\nAfter=systemd-journald.socket\n")
 	b.WriteString("Conflicts=shutdown.target\nBefore=shutdown.target\n")
-	b.WriteString("\n[Service]\nType=simple\nRestart=no\n")
+	if u.Notify {
+		// NotifyAccess=all: the message may come from any process of
+		// the app, as it may be a child of what the launcher became.
+		b.WriteString("\n[Service]\nType=notify\nNotifyAccess=all\nRestart=no\n")
+	} else {
+		b.WriteString("\n[Service]\nType=simple\nRestart=no\n")
+	}
 	// The pod's exit code is the apps', never systemd's view of them.
 	b.WriteString("SuccessExitStatus=0-255\n")
 	fmt.Fprintf(&b, "SyslogIdentifier=%s\n", u.Name)

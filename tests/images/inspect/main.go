@@ -143,7 +143,7 @@ func main() {
 		printMounts, printCaps, printNNP, printSecc  bool
 		printMem, printCPU, stdinEcho, ignoreTerm    bool
 		asJSON                                       bool
-		content, msg, msgErr, serve                  string
+		content, msg, msgErr, serve, notifyWhen      string
 		exitCode, allocMB                            int
 		sleep                                        time.Duration
 	)
@@ -168,6 +168,7 @@ func main() {
 	flag.IntVar(&allocMB, "alloc-mb", 0, "allocate and touch `N` MiB")
 	flag.DurationVar(&sleep, "sleep", 0, "sleep for `D` after printing")
 	flag.StringVar(&serve, "serve-http", "", "serve HTTP on `ADDR`")
+	flag.StringVar(&notifyWhen, "notify-ready-when", "", "once file `PATH` exists, send READY=1 to $NOTIFY_SOCKET (sd_notify)")
 	flag.Var(&requests, "http", "GET `URL`, or POST the form after a |")
 	flag.BoolVar(&ignoreTerm, "ignore-term", false, "ignore SIGTERM")
 	flag.IntVar(&exitCode, "exit", -1, "exit with `N`")
@@ -253,6 +254,9 @@ func main() {
 			fmt.Fprintf(os.Stderr, "stdin-echo: %v\n", err)
 			r.failed = true
 		}
+	}
+	if notifyWhen != "" {
+		notifyReady(notifyWhen)
 	}
 	if serve != "" {
 		serveHTTP(serve, exitCode)
@@ -713,4 +717,30 @@ func addHTTP(r *report, key, spec string) {
 	}
 	r.add(key+".status", strconv.Itoa(resp.StatusCode))
 	r.add(key+".body", string(body))
+}
+
+// notifyReady waits for file path, then tells the service manager the app
+// is ready, as sd_notify(3) does, and says on stdout whether it could.
+func notifyReady(path string) {
+	for {
+		if _, err := os.Stat(path); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sock := os.Getenv("NOTIFY_SOCKET")
+	if sock == "" {
+		fmt.Println("notify=no NOTIFY_SOCKET")
+		return
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err == nil {
+		_, err = c.Write([]byte("READY=1"))
+		c.Close()
+	}
+	if err != nil {
+		fmt.Printf("notify=%v\n", err)
+		return
+	}
+	fmt.Println("notify=READY=1")
 }

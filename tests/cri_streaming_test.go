@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -111,6 +112,15 @@ func TestCRIStreaming(t *testing.T) {
 	rt, is := criServer(t, e)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// The cgroup driver the kubelet is told: this machine's PID 1 is not
+	// systemd.
+	want := runtimeapi.CgroupDriver_CGROUPFS
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		want = runtimeapi.CgroupDriver_SYSTEMD
+	}
+	if rc, err := rt.RuntimeConfig(ctx, &runtimeapi.RuntimeConfigRequest{}); err != nil || rc.GetLinux().GetCgroupDriver() != want {
+		t.Errorf("RuntimeConfig: %v %v, want %v", rc, err, want)
+	}
 	for _, ref := range []string{"/test/busybox:v1", "/test/inspect:v1"} {
 		if _, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: reg.Host + ref}}); err != nil {
 			t.Fatalf("PullImage %s: %v", ref, err)

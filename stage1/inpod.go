@@ -33,6 +33,17 @@ const teeName = "iotee"
 // this process into the app. It returns only on failure.
 func Launch(args []string) int {
 	var rooted func() error
+	if p := os.Getenv(listenEnv); p != "" && len(args) == 1 {
+		os.Unsetenv(listenEnv)
+		// First of all: the sockets go to fd 3 and up, which nothing
+		// may have taken yet. Event handlers get none.
+		if base := strings.TrimSuffix(filepath.Base(args[0]), ".json"); !strings.Contains(base, ".") {
+			if err := TakePassedSockets(p); err != nil {
+				fmt.Fprintf(os.Stderr, "appexec: passed sockets of %s: %v\n", base, err)
+				return appexec.ExitLaunchFailed
+			}
+		}
+	}
 	if len(args) == 1 {
 		if dir := os.Getenv("RKT_IOMUX"); dir != "" {
 			os.Unsetenv("RKT_IOMUX")

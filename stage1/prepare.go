@@ -155,7 +155,7 @@ func makeEmptyVolume(dir string, v *types.Volume) error {
 // console (--interactive on a terminal); with stdinFIFO the pod's one app
 // reads the run entrypoint's stdin through a FIFO (--interactive without a
 // terminal, where a pty would end the pod at the input's end of file).
-func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, hostname, resolvConf string, stdinFIFO bool, mdsURL string) (*podFiles, error) {
+func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, hostname, resolvConf string, stdinFIFO bool, mdsURL string, activated map[string][]passedSocket) (*podFiles, error) {
 	s1 := pod.Stage1RootfsPath(podDir)
 	for _, d := range []string{appexecDir, iomuxDir, volumesDir, pidsDir, "/rkt/status", unitDir, "/etc/systemd", "/var/log/journal"} {
 		if err := os.MkdirAll(filepath.Join(s1, d), 0o755); err != nil {
@@ -225,6 +225,7 @@ func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, ho
 			podEnv:    podEnv{Hostname: hostname, ResolvConf: resolvConf, MDSURL: mdsURL},
 			relay:     !rc.Interactive,
 			stdinFIFO: stdinFIFO,
+			listen:    len(activated[name]) > 0,
 		})
 		if err != nil {
 			return nil, err
@@ -294,6 +295,9 @@ type appSetup struct {
 	// stdinFIFO gives the app its input from the run entrypoint, through
 	// the FIFO /rkt/iomux/APP.stdin.
 	stdinFIFO bool
+	// listen: the app takes the sockets rkt run was passed (see
+	// activation.go).
+	listen bool
 }
 
 // stdinFIFOPath is the app's input FIFO, relative to the stage1 root.
@@ -421,6 +425,9 @@ func prepareApp(ra *schema.RuntimeApp, s appSetup) (*appUnit, []string, error) {
 				return nil, nil, fmt.Errorf("app %s: output fifo: %w", name, err)
 			}
 		}
+	}
+	if s.listen {
+		u.Listen = listenSocketPath(name)
 	}
 	if s.stdinFIFO && streams.Stdin == pod.StreamNull {
 		u.StdinFIFO = stdinFIFOPath(name)

@@ -138,6 +138,14 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 	if rc.Interactive && len(pm.Apps) != 1 {
 		return fail("--interactive needs exactly one app, the pod has %d", len(pm.Apps))
 	}
+	socks, err := passedSockets()
+	if err != nil {
+		return fail("socket activation: %v", err)
+	}
+	assigned, err := assignSockets(pm, socks)
+	if err != nil {
+		return fail("socket activation: %v", err)
+	}
 	stdinFIFO := false
 	if rc.Interactive && !isTerminal(os.Stdin) {
 		// No terminal to give the app: its input comes through a FIFO
@@ -243,10 +251,15 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	pf, err := preparePod(podDir, pm, rc, hostname, resolv, stdinFIFO, mdsURL)
+	pf, err := preparePod(podDir, pm, rc, hostname, resolv, stdinFIFO, mdsURL, assigned)
 	if err != nil {
 		return fail("%v", err)
 	}
+	sockSrv, err := serveSockets(pod.Stage1RootfsPath(podDir), assigned)
+	if err != nil {
+		return fail("socket activation: %v", err)
+	}
+	defer sockSrv.close()
 
 	trace("pod prepared")
 	relay, err := openRelay(podDir, pf, stdout, stderr)
@@ -282,6 +295,7 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 	if notify != nil {
 		cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+notify.Path)
 	}
+
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
 	if c.Debug {
 		fmt.Fprintf(stderr, "stage1: %s\n", strings.Join(cmd.Args, " "))

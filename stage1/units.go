@@ -67,6 +67,9 @@ type appUnit struct {
 	// Notify: the app says when it is ready (sd_notify), and its unit
 	// is started only then (see notify.go).
 	Notify bool
+	// Listen, if set, is where the app's launcher gets the sockets rkt
+	// run was passed (see activation.go).
+	Listen string
 	// StopTimeout is how long the app has between SIGTERM and SIGKILL.
 	StopTimeoutSec int
 	// Properties are extra [Service] lines (resource limits on cgroup v2).
@@ -107,6 +110,9 @@ func (u *appUnit) unitText() string {
 	}
 	if u.StdinFIFO != "" {
 		fmt.Fprintf(&b, "Environment=%s=%s\n", stdinEnv, u.StdinFIFO)
+	}
+	if u.Listen != "" {
+		fmt.Fprintf(&b, "Environment=%s=%s\n", listenEnv, u.Listen)
 	}
 	fmt.Fprintf(&b, "ExecStart=%s %s\n", launcherPath, cfg)
 	for _, p := range u.PostStop {

@@ -18,7 +18,7 @@ func TestDistUnitsVerify(t *testing.T) {
 		t.Skip("systemd-analyze is not installed (Debian package systemd)")
 	}
 	units, _ := filepath.Glob("../dist/systemd/*")
-	examples, _ := filepath.Glob("../dist/examples/*.service")
+	examples, _ := filepath.Glob("../dist/examples/*")
 	units = append(units, examples...)
 	if len(units) == 0 {
 		t.Fatal("no units in dist/")

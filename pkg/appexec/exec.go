@@ -146,7 +146,7 @@ func ExecRooted(c *Config, rooted func() error) error {
 			return fmt.Errorf("app %s: %w", c.Name, err)
 		}
 	}
-	err = unix.Exec(path, c.Exec, c.Env)
+	err = unix.Exec(path, c.Exec, withPassedSockets(c.Env))
 	return fmt.Errorf("app %s: exec %s: %w", c.Name, path, err)
 }
 
@@ -256,4 +256,31 @@ func isExecutable(p string) error {
 		return errors.New("not executable")
 	}
 	return nil
+}
+
+// withPassedSockets adds to env the socket activation variables
+// (sd_listen_fds(3)) this process was given for itself, and makes the
+// sockets (fds from 3) survive the exec: the app it becomes keeps its PID
+// and the sockets, and must be told of them.
+func withPassedSockets(env []string) []string {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return env
+	}
+	if n, err := strconv.Atoi(os.Getenv("LISTEN_FDS")); err == nil {
+		for fd := 3; fd < 3+n; fd++ {
+			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
+		}
+	}
+	out := make([]string, 0, len(env)+3)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "LISTEN_") {
+			out = append(out, kv)
+		}
+	}
+	for _, k := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+		if v, ok := os.LookupEnv(k); ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
 }

@@ -3,6 +3,13 @@
 // enter, gc, stop, logs, attach and app-{add,start,stop,rm} for stage0; appexec (the
 // app launcher), iotee (its output tee), reaper (exit statuses) and
 // podwatch (the watchdog) for the pod's systemd.
+//
+// The runtime does not look up cgroup CPU limits for GOMAXPROCS: it kept
+// the limit files open from fd 3, where the app launcher puts the sockets
+// of socket activation, and none of these short-lived modes needs it.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (

@@ -167,7 +167,7 @@ func main() {
 	flag.BoolVar(&stdinEcho, "stdin-echo", false, "copy stdin to stdout")
 	flag.IntVar(&allocMB, "alloc-mb", 0, "allocate and touch `N` MiB")
 	flag.DurationVar(&sleep, "sleep", 0, "sleep for `D` after printing")
-	flag.StringVar(&serve, "serve-http", "", "serve HTTP on `ADDR`")
+	flag.StringVar(&serve, "serve-http", "", "serve HTTP on `ADDR`, or on the socket passed by socket activation with \"activated\"")
 	flag.StringVar(&notifyWhen, "notify-ready-when", "", "once file `PATH` exists, send READY=1 to $NOTIFY_SOCKET (sd_notify)")
 	flag.Var(&requests, "http", "GET `URL`, or POST the form after a |")
 	flag.BoolVar(&ignoreTerm, "ignore-term", false, "ignore SIGTERM")
@@ -664,7 +664,13 @@ func alloc(n int) {
 }
 
 func serveHTTP(addr string, exitCode int) {
-	ln, err := net.Listen("tcp", addr)
+	var ln net.Listener
+	var err error
+	if addr == "activated" {
+		ln, err = activatedListener()
+	} else {
+		ln, err = net.Listen("tcp", addr)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "serve-http: %v\n", err)
 		os.Exit(1)
@@ -743,4 +749,19 @@ func notifyReady(path string) {
 		return
 	}
 	fmt.Println("notify=READY=1")
+}
+
+// activatedListener is the first socket passed by socket activation
+// (sd_listen_fds(3): LISTEN_PID is this process, LISTEN_FDS counts fds
+// from 3).
+func activatedListener() (net.Listener, error) {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return nil, fmt.Errorf("no sockets passed: LISTEN_PID=%q, pid %d", os.Getenv("LISTEN_PID"), os.Getpid())
+	}
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n < 1 {
+		return nil, fmt.Errorf("no sockets passed: LISTEN_FDS=%q", os.Getenv("LISTEN_FDS"))
+	}
+	fmt.Printf("listen.fds=%d\n", n)
+	return net.FileListener(os.NewFile(3, "activated"))
 }

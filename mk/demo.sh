@@ -131,6 +131,36 @@ if has run && [ -f "$images/stage1.aci" ] && "$rkt" run --help 2>/dev/null | gre
 	[ $rc -eq 0 ] || { cat "$tmp/net.out"; failed="$failed\n  the networked pod exited $rc"; }
 fi
 
+if has attach && has app sandbox && [ -f "$images/stage1.aci" ]; then
+	section "A mutable pod: an app added to a running pod, and rkt attach"
+	printf '%s$ rkt app sandbox --net=host &%s\n' "$bold" "$off"
+	"$rkt" $g app sandbox --stage1-path="$images/stage1.aci" --net=host \
+		--uuid-file-save="$tmp/sb-uuid" >"$tmp/sb.out" 2>&1 &
+	sb=$!
+	for _ in $(seq 60); do
+		[ -s "$tmp/sb-uuid" ] && "$rkt" $g status --wait-ready=1s "$(cat "$tmp/sb-uuid")" >/dev/null 2>&1 && break
+		kill -0 "$sb" 2>/dev/null || break
+		sleep 0.5
+	done
+	if [ -s "$tmp/sb-uuid" ]; then
+		uuid=$(cat "$tmp/sb-uuid")
+		# Its input a pipe that rkt attach writes to, its output one that
+		# rkt attach reads; the input ends with the first client's.
+		must --insecure-options=image app add "$uuid" rktng.io/test/busybox --name=echo \
+			--stdin=stream --stdout=stream --stdin-once --exec=/bin/sh -- -c 'while read l; do echo "echo: $l"; done'
+		must app start "$uuid" --app=echo
+		printf '%s$ printf "hello through rkt attach\\n" | rkt attach %s%s\n' "$bold" "$uuid" "$off"
+		printf 'hello through rkt attach\n' | timeout 20 "$rkt" $g attach "$uuid" ||
+			failed="$failed\n  rkt attach"
+		# The same line, kept in the pod's journal.
+		must logs "$uuid" --app=echo
+		must stop "$uuid"
+	else
+		failed="$failed\n  the sandbox never started"
+	fi
+	wait "$sb"
+fi
+
 if has gc; then
 	section "Garbage collection"
 	must gc --grace-period=0s

@@ -211,15 +211,19 @@ func serveAttach(dir, app string, s pod.Streams, in, master *os.File) (*attachSe
 		endpoints = append(endpoints, sizeSocket)
 	}
 	for _, e := range endpoints {
+		if e == pod.EndpointTTY || e == pod.EndpointStdout || e == pod.EndpointStderr {
+			a.hubs[e] = newHub()
+		}
+	}
+	// Every hub exists before the first socket does: a client may
+	// connect as soon as one is there.
+	for _, e := range endpoints {
 		l, err := net.Listen("unix", filepath.Join(a.dir, e))
 		if err != nil {
 			a.close()
 			return nil, fmt.Errorf("endpoint %s: %w", e, err)
 		}
 		a.listeners = append(a.listeners, l)
-		if e == pod.EndpointTTY || e == pod.EndpointStdout || e == pod.EndpointStderr {
-			a.hubs[e] = newHub()
-		}
 		go a.accept(e, l)
 	}
 	return a, nil

@@ -290,3 +290,28 @@ func TestCRIPullCredentials(t *testing.T) {
 		t.Errorf("credentials left behind: %v", left)
 	}
 }
+
+// rkt-cri under a service of Type=notify says READY=1 once it listens, and
+// keeps NOTIFY_SOCKET from the sandboxes it starts.
+func TestCRINotifyReady(t *testing.T) {
+	e := newEnv(t)
+	sock, conn := notifySocket(t, e.root)
+	t.Setenv("NOTIFY_SOCKET", sock)
+	rt, _ := criServer(t, e)
+	waitReady(t, conn)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: &runtimeapi.PodSandboxConfig{
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: "n", Uid: "uid-n", Namespace: "default"},
+		Linux:    &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}}}})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = rt.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.PodSandboxId})
+		_, _ = rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId})
+	})
+	if m := readNotify(conn, 500*time.Millisecond); m != "" {
+		t.Errorf("a sandbox notified the server's service manager: %q", m)
+	}
+}

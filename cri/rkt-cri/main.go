@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/rktng/rkt/cri"
 	"github.com/spf13/cobra"
 )
@@ -79,6 +80,10 @@ See Documentation/cri.md.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			fmt.Fprintf(cmd.ErrOrStderr(), "rkt-cri: serving on %s with %s (pid %d)\n", listen, rkt, os.Getpid())
+			// Under a service of Type=notify: ready, since the socket
+			// listens. NOTIFY_SOCKET goes from the environment either
+			// way: the sandboxes this server starts are not the service.
+			_, _ = daemon.SdNotify(true, daemon.SdNotifyReady)
 			if err := srv.Serve(ctx, l); err != nil && !errors.Is(err, net.ErrClosed) {
 				return err
 			}

@@ -114,7 +114,9 @@ func ForApp(app *types.App, uid int) (*Settings, error) {
 
 // Apply copies the settings into an appexec config.
 func (s *Settings) Apply(c *appexec.Config) {
-	c.Capabilities = append([]string(nil), s.Capabilities...)
+	// Never nil: appexec reads a nil set as "the default set", and an app
+	// whose capabilities were all removed must get none.
+	c.Capabilities = append([]string{}, s.Capabilities...)
 	c.AmbientCapabilities = append([]string(nil), s.AmbientCapabilities...)
 	c.NoNewPrivileges = s.NoNewPrivileges
 	c.Seccomp = s.Seccomp

@@ -154,3 +154,26 @@ func TestOverrideAndNew(t *testing.T) {
 		t.Fatalf("New of an unknown isolator: %v", err)
 	}
 }
+
+// Removing every default capability leaves none, through the launcher's
+// config and its JSON: a nil set there means the default one.
+func TestRemoveEverySet(t *testing.T) {
+	all, _ := json.Marshal(caps.Default())
+	s, err := ForApp(&types.App{Isolators: isolators(t, `[{"name":"os/linux/capabilities-remove-set","value":{"set":`+string(all)+`}}]`)}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c appexec.Config
+	s.Apply(&c)
+	b, err := json.Marshal(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back appexec.Config
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Capabilities == nil || len(back.Capabilities) != 0 {
+		t.Fatalf("capabilities after the launcher config's round trip: %#v (a nil set is the default one)", back.Capabilities)
+	}
+}

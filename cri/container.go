@@ -158,7 +158,10 @@ func (s *Server) appFlags(imageID string, cfg *runtimeapi.ContainerConfig) ([]st
 	if lx := cfg.GetLinux(); lx != nil {
 		sc := lx.GetSecurityContext()
 		if sc.GetPrivileged() {
-			return nil, status.Error(codes.InvalidArgument, "privileged containers are not supported")
+			// Every capability, no seccomp filter, the host's devices:
+			// what capabilities, seccomp and masked paths say below
+			// no longer applies.
+			f = append(f, "--privileged")
 		}
 		switch {
 		case sc.GetRunAsUser() != nil:
@@ -182,8 +185,15 @@ func (s *Server) appFlags(imageID string, cfg *runtimeapi.ContainerConfig) ([]st
 		if sc.GetNoNewPrivs() {
 			f = append(f, "--no-new-privileges")
 		}
-		if c := sc.GetCapabilities(); c != nil && (len(c.AddCapabilities) > 0 || len(c.DropCapabilities) > 0) {
-			f = append(f, "--caps-retain="+strings.Join(capSet(c.AddCapabilities, c.DropCapabilities), ","))
+		if c := sc.GetCapabilities(); !sc.GetPrivileged() && c != nil && (len(c.AddCapabilities) > 0 || len(c.DropCapabilities) > 0) {
+			if set := capSet(c.AddCapabilities, c.DropCapabilities); len(set) > 0 {
+				f = append(f, "--caps-retain="+strings.Join(set, ","))
+			} else {
+				// drop: [ALL] (the restricted Pod Security Standard): an
+				// appc retain set may not be empty, a remove set of the
+				// whole default set leaves none.
+				f = append(f, "--caps-remove="+strings.Join(caps.Default(), ","))
+			}
 		}
 		l := limits(lx.GetResources())
 		if l.MemoryBytes > 0 {

@@ -119,6 +119,11 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 			args = append(args, "--net="+n)
 		}
 	}
+	if cfg.GetLinux().GetSecurityContext().GetPrivileged() {
+		// The kubelet marks the sandbox of a pod with a privileged
+		// container privileged.
+		args = append(args, "--privileged")
+	}
 	if cfg.Hostname != "" {
 		args = append(args, "--hostname="+cfg.Hostname)
 	}

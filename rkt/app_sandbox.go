@@ -30,12 +30,13 @@ func init() {
 	registerApp(func() *cobra.Command {
 		var o podOptions
 		var ports, annotations []string
+		var privileged bool
 		cmd := &cobra.Command{
 			Use:   "sandbox [flags]",
 			Short: "Run an empty mutable pod in the foreground, for `rkt app add`; it runs until `rkt stop`",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				return sandboxPod(cmd.Context(), &o, ports, annotations)
+				return sandboxPod(cmd.Context(), &o, ports, annotations, privileged)
 			},
 		}
 		// run's own definitions of the pod flags, only those that apply.
@@ -46,6 +47,7 @@ func init() {
 		}
 		cmd.Flags().StringArrayVar(&ports, "port", nil, "NAME:PROTO:PODPORT:[HOSTIP:]HOSTPORT: forward a host port to a port of the pod")
 		cmd.Flags().StringArrayVar(&annotations, "annotation", nil, "NAME=VALUE: an annotation of the pod")
+		cmd.Flags().BoolVar(&privileged, "privileged", false, "the pod may take privileged apps (rkt app add --privileged): it gets the host's devices, writable /sys and /proc/sys, every capability")
 		return cmd
 	})
 }
@@ -53,7 +55,7 @@ func init() {
 // sandboxPod is `rkt app sandbox`: a mutable pod with no apps, prepared
 // straight into run/ and handed to stage1, which keeps it up until it is
 // stopped.
-func sandboxPod(ctx context.Context, o *podOptions, ports, annotations []string) error {
+func sandboxPod(ctx context.Context, o *podOptions, ports, annotations []string, privileged bool) error {
 	if err := checkStage1Flags(o.Stage1); err != nil {
 		return err
 	}
@@ -98,6 +100,7 @@ func sandboxPod(ctx context.Context, o *podOptions, ports, annotations []string)
 		return err
 	}
 	cfg.RuntimeConfig.Mutable = true
+	cfg.RuntimeConfig.Privileged = privileged
 	p, err := stage0.Prepare(ctx, cfg, pod.Run)
 	if err != nil {
 		return err

@@ -378,6 +378,15 @@ func init() {
 		}})
 	addAppFlag(appFlag{name: "signature", usage: "detached signature file of the image",
 		apply: func(a *appConfig, v string) error { a.Signature = v; return nil }})
+	addAppFlag(appFlag{name: "privileged", boolean: true, usage: "every capability, no seccomp filter, the host's devices, writable /sys and /proc/sys (the pod runs privileged)",
+		apply: func(a *appConfig, v string) error {
+			b, err := parseBoolValue(v)
+			if err != nil {
+				return err
+			}
+			a.Annotations.Set(pod.AnnotationPrivileged, strconv.FormatBool(b))
+			return nil
+		}})
 	addAppFlag(appFlag{name: "stdin-once", boolean: true, usage: "the app's input (--stdin=stream or tty) ends when the first rkt attach client leaves",
 		apply: func(a *appConfig, v string) error {
 			b, err := parseBoolValue(v)

@@ -244,6 +244,11 @@ func AddApp(ctx context.Context, cfg AddAppConfig) (string, error) {
 	if err := checkStreams(mp.stage1, false, ra); err != nil {
 		return "", err
 	}
+	if pod.AppPrivileged(ra.Annotations) {
+		if rc, err := p.RuntimeConfig(); err != nil || !rc.Privileged {
+			return "", fmt.Errorf("%w: pod %s was not started privileged (rkt app sandbox --privileged), so it cannot take the privileged app %s", ErrBadPod, p.UUID, name)
+		}
+	}
 	// The new manifest: a copy, so that a refusal leaves the old intact.
 	var pm schema.PodManifest
 	b, err := json.Marshal(mp.manifest)

@@ -171,6 +171,10 @@ func Prepare(ctx context.Context, cfg PrepareConfig, target pod.State) (*Pod, er
 		if err := checkStreams(cfg.Stage1.Manifest, cfg.RuntimeConfig.Interactive, &pm.Apps[i]); err != nil {
 			return nil, err
 		}
+		// A privileged app makes its pod privileged.
+		if pod.AppPrivileged(pm.Apps[i].Annotations) {
+			cfg.RuntimeConfig.Privileged = true
+		}
 	}
 	if err := isolators.Validate(pm); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadPod, err)

@@ -234,7 +234,11 @@ func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, ho
 		pf.units = append(pf.units, u)
 	}
 	pf.apps = names
-	if rc.Mutable {
+	if rc.Privileged {
+		// The host's devices, for privileged apps to bind as their /dev.
+		pf.nspawnBinds = append(pf.nspawnBinds, "--bind=/dev:"+hostDevDir)
+	}
+	if rc.Mutable || rc.Privileged {
 		// Apps added later ask for capabilities nobody knows yet: the
 		// pod's bounding set holds them all, and each app's launcher
 		// narrows it to the app's own set, as for every app.
@@ -344,8 +348,19 @@ func prepareApp(ra *schema.RuntimeApp, s appSetup) (*appUnit, []string, error) {
 			return nil, nil, fmt.Errorf("app %s: %w", name, err)
 		}
 	}
-	u.Binds = append(u.Binds, "/proc:"+podRoot+"/proc", "/dev:"+podRoot+"/dev")
-	u.ROBinds = append(u.ROBinds, "/sys:"+podRoot+"/sys")
+	if pod.AppPrivileged(ra.Annotations) {
+		if !rc.Privileged {
+			return nil, nil, fmt.Errorf("app %s is privileged but the pod is not", name)
+		}
+		// Docker's --privileged: the host's devices, a writable /sys,
+		// every capability of the pod's bounding set (all of them), no
+		// seccomp filter, nothing of /proc masked.
+		u.Binds = append(u.Binds, "/proc:"+podRoot+"/proc", hostDevDir+":"+podRoot+"/dev", "/sys:"+podRoot+"/sys")
+		cfg.DisableCapabilities, cfg.DisableSeccomp, cfg.DisablePaths = true, true, true
+	} else {
+		u.Binds = append(u.Binds, "/proc:"+podRoot+"/proc", "/dev:"+podRoot+"/dev")
+		u.ROBinds = append(u.ROBinds, "/sys:"+podRoot+"/sys")
+	}
 	if supportsNotify(podDir, ra) {
 		// The pod's systemd's socket, where the app's own root has it.
 		if err := makeMountTarget(filepath.Join(hostRoot, podNotifySocket), false); err != nil {

@@ -40,6 +40,9 @@ const (
 
 	// aliveFIFO is held open by the run entrypoint for the pod's life.
 	aliveFIFO = "/rkt/iomux/alive"
+
+	// hostDevDir is where a privileged pod has the host's /dev.
+	hostDevDir = "/rkt/hostdev"
 )
 
 // appUnit describes the systemd service of one app.

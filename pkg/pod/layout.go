@@ -127,6 +127,10 @@ type RuntimeConfig struct {
 	Hostname    string `json:"hostname,omitempty"`
 	// PrivateUsers is --private-users: "" for none, "auto", or "UID[:COUNT]".
 	PrivateUsers string `json:"privateUsers,omitempty"`
+	// Privileged: the pod may run privileged apps (AppPrivileged), so it
+	// gets the host's devices, writable /proc/sys and /sys, and every
+	// capability in its bounding set.
+	Privileged bool `json:"privileged,omitempty"`
 	MDSToken     string `json:"mdsToken,omitempty"`
 	// MDSPort is the metadata service's TCP port when the pod registered
 	// with it (--mds-register); stage1 builds AC_METADATA_URL from the

@@ -154,3 +154,16 @@ func (s Streams) Endpoints() []string {
 	}
 	return e
 }
+
+// AnnotationPrivileged ("true"), on an app, makes it privileged, as
+// Docker's --privileged and the CRI's privileged containers: every
+// capability, no seccomp filter, nothing of /proc masked, the host's
+// devices and a writable /sys. Only a pod started privileged
+// (RuntimeConfig.Privileged) runs such apps.
+const AnnotationPrivileged = "rktng.io/rkt/stage2/privileged"
+
+// AppPrivileged says whether an app's annotations make it privileged.
+func AppPrivileged(a types.Annotations) bool {
+	v, ok := a.Get(AnnotationPrivileged)
+	return ok && v == "true"
+}

@@ -1,0 +1,103 @@
+package tests
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// A privileged container through the CRI: its sandbox is privileged (the
+// kubelet says so when one of the pod's containers is), and commands run
+// in it (ExecSync, `kubectl exec`) are as unrestricted as it is; a plain
+// container of the same pod keeps its restrictions, and a privileged
+// container in a sandbox that is not is refused.
+func TestCRIPrivileged(t *testing.T) {
+	netNeedStage1(t)
+	dev := hostDevice()
+	if dev == "" {
+		t.Skip("no usual host device node to look for")
+	}
+	e := newEnv(t)
+	reg := newDkRegistry(t, nil, "", "")
+	reg.push("test/busybox:v1", aciAsDockerImage(t, "busybox.aci", v1.Config{Entrypoint: []string{"/bin/sh"}}))
+	rt, is := criServer(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	img := &runtimeapi.ImageSpec{Image: reg.Host + "/test/busybox:v1"}
+	if _, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: img}); err != nil {
+		t.Fatalf("PullImage: %v", err)
+	}
+	sandbox := func(name string, privileged bool) (string, *runtimeapi.PodSandboxConfig) {
+		t.Helper()
+		cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Uid: "uid-" + name, Namespace: "default"},
+			Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{Privileged: privileged,
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}}}
+		sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+		if err != nil {
+			t.Fatalf("RunPodSandbox: %v", err)
+		}
+		t.Cleanup(func() {
+			_, _ = rt.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.PodSandboxId})
+			_, _ = rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId})
+		})
+		return sb.PodSandboxId, cfg
+	}
+	container := func(sb string, sbCfg *runtimeapi.PodSandboxConfig, name string, privileged bool) (string, error) {
+		cc, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb, SandboxConfig: sbCfg,
+			Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name}, Image: img,
+				Args: []string{"-c", "exec sleep 600"},
+				Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{Privileged: privileged,
+					Capabilities: &runtimeapi.Capability{DropCapabilities: []string{"ALL"}}}}}})
+		if err != nil {
+			return "", err
+		}
+		if _, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+			t.Fatalf("StartContainer %s: %v", name, err)
+		}
+		return cc.ContainerId, nil
+	}
+	probe := func(id string) string {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			r, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Timeout: 30,
+				Cmd: []string{"/bin/sh", "-c", strings.ReplaceAll(privProbe, "HOSTDEV", dev)}})
+			if err == nil && r.ExitCode == 0 {
+				return string(r.Stdout)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ExecSync: %v %v", r, err)
+			}
+		}
+	}
+
+	sb, sbCfg := sandbox("priv", true)
+	priv, err := container(sb, sbCfg, "priv", true)
+	if err != nil {
+		t.Fatalf("CreateContainer privileged: %v", err)
+	}
+	plain, err := container(sb, sbCfg, "plain", false)
+	if err != nil {
+		t.Fatalf("CreateContainer plain: %v", err)
+	}
+	out := probe(priv)
+	for _, l := range []string{"hostdev=yes", "CapEff:" + ownCapEff(t), "Seccomp:0", "sys=rw"} {
+		if !strings.Contains(out, l+"\n") {
+			t.Errorf("privileged container: no %q in %q", l, out)
+		}
+	}
+	out = probe(plain)
+	for _, l := range []string{"hostdev=no", "CapEff:0000000000000000", "Seccomp:2", "sys=ro"} {
+		if !strings.Contains(out, l+"\n") {
+			t.Errorf("plain container (capabilities dropped): no %q in %q", l, out)
+		}
+	}
+
+	other, otherCfg := sandbox("plain", false)
+	if _, err := container(other, otherCfg, "priv", true); err == nil || !strings.Contains(err.Error(), "not started privileged") {
+		t.Errorf("privileged container in a sandbox that is not: %v", err)
+	}
+}

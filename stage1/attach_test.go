@@ -13,21 +13,22 @@ import (
 
 func TestCopyUntilDetach(t *testing.T) {
 	for _, c := range []struct {
-		name   string
-		chunks []string
-		want   string
+		name     string
+		chunks   []string
+		want     string
+		detached bool
 	}{
-		{"no keys", []string{"abc", "def"}, "abcdef"},
-		{"detach", []string{"ab\x10\x11cd"}, "ab"},
-		{"detach across reads", []string{"ab\x10", "\x11cd"}, "ab"},
-		{"lone ctrl-p goes through", []string{"a\x10b"}, "a\x10b"},
-		{"ctrl-p ctrl-p ctrl-q", []string{"\x10\x10\x11z"}, "\x10"},
-		{"ctrl-p at the end of input", []string{"a\x10"}, "a"},
+		{"no keys", []string{"abc", "def"}, "abcdef", false},
+		{"detach", []string{"ab\x10\x11cd"}, "ab", true},
+		{"detach across reads", []string{"ab\x10", "\x11cd"}, "ab", true},
+		{"lone ctrl-p goes through", []string{"a\x10b"}, "a\x10b", false},
+		{"ctrl-p ctrl-p ctrl-q", []string{"\x10\x10\x11z"}, "\x10", true},
+		{"ctrl-p at the end of input", []string{"a\x10"}, "a", false},
 	} {
 		var out bytes.Buffer
-		copyUntilDetach(&out, &chunkReader{chunks: c.chunks})
-		if out.String() != c.want {
-			t.Errorf("%s: got %q, want %q", c.name, out.String(), c.want)
+		detached := copyUntilDetach(&out, &chunkReader{chunks: c.chunks})
+		if out.String() != c.want || detached != c.detached {
+			t.Errorf("%s: got %q (detached %v), want %q (%v)", c.name, out.String(), detached, c.want, c.detached)
 		}
 	}
 }

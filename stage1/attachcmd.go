@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/appc/spec/schema/types"
@@ -194,12 +195,20 @@ func waitAttach(ctx context.Context, done <-chan struct{}) error {
 // SIGWINCH, and detachKeys to leave.
 func attachTTY(ctx context.Context, dir int, c *net.UnixConn, stdin, stdout *os.File) error {
 	term := isTerminal(stdin)
+	var detached atomic.Bool
 	if term {
 		restore, err := makeRaw(stdin)
 		if err != nil {
 			return err
 		}
-		defer restore()
+		defer func() {
+			restore()
+			if detached.Load() {
+				// On a line of its own: the app's last output may have
+				// left the cursor anywhere.
+				fmt.Fprint(stdout, "\r\nrkt attach: detached; the app goes on\r\n")
+			}
+		}()
 		if size, err := dialEndpoint(dir, sizeSocket); err == nil {
 			defer size.Close()
 			winch := make(chan os.Signal, 1)
@@ -222,7 +231,7 @@ func attachTTY(ctx context.Context, dir int, c *net.UnixConn, stdin, stdout *os.
 	}()
 	go func() {
 		if term {
-			copyUntilDetach(c, stdin)
+			detached.Store(copyUntilDetach(c, stdin))
 			finish()
 			return
 		}
@@ -233,8 +242,9 @@ func attachTTY(ctx context.Context, dir int, c *net.UnixConn, stdin, stdout *os.
 }
 
 // copyUntilDetach copies typed input to the app until detachKeys (which
-// the app does not get) or the end of input.
-func copyUntilDetach(w io.Writer, r io.Reader) {
+// the app does not get) or the end of input; it says whether the keys
+// ended it.
+func copyUntilDetach(w io.Writer, r io.Reader) bool {
 	buf := make([]byte, 4096)
 	matched := 0
 	for {
@@ -246,7 +256,7 @@ func copyUntilDetach(w io.Writer, r io.Reader) {
 					matched++
 					if matched == len(detachKeys) {
 						_, _ = w.Write(out)
-						return
+						return true
 					}
 					continue
 				}
@@ -263,11 +273,11 @@ func copyUntilDetach(w io.Writer, r io.Reader) {
 				out = append(out, b)
 			}
 			if _, werr := w.Write(out); werr != nil {
-				return
+				return false
 			}
 		}
 		if err != nil {
-			return
+			return false
 		}
 	}
 }

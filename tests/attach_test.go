@@ -244,6 +244,7 @@ func TestAttachTTY(t *testing.T) {
 	if code := exitCode(t, cmd); code != 0 {
 		t.Errorf("detach: exit %d, want 0", code)
 	}
+	screen.waitFor(t, "rkt attach: detached")
 	after, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
 	if err != nil {
 		t.Fatal(err)

@@ -159,7 +159,9 @@ func criExecFigure(b *bench) (sample, sample, error) {
 	if err != nil {
 		return sample{}, sample{}, err
 	}
-	defer func() { _, _ = c.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId}) }()
+	defer func() {
+		_, _ = c.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId})
+	}()
 	cc, err := c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb.PodSandboxId, SandboxConfig: cfg,
 		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "app"},
 			Image: &runtimeapi.ImageSpec{Image: img.ImageRef}, Args: []string{"-sleep=600s"}}})

@@ -106,11 +106,7 @@ func Enter(ec EnterConfig) (int, error) {
 	}
 	// Cgroups first, while the host's cgroup filesystem is in view; the
 	// child inherits them.
-	dirs, err := cgroup.ProcessDirs(ec.PID)
-	if err != nil {
-		return 0, fmt.Errorf("enter: %w", err)
-	}
-	if err := cgroup.JoinDirs(dirs, 0); err != nil {
+	if err := cgroup.JoinProcess(ec.PID); err != nil {
 		return 0, fmt.Errorf("enter: join the app's cgroups: %w", err)
 	}
 

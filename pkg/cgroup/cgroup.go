@@ -401,6 +401,33 @@ func JoinDirs(dirs []string, pid int) error {
 // Join moves process pid (0: the caller) into the cgroup.
 func (cg *Cgroup) Join(pid int) error { return JoinDirs(cg.Dirs, pid) }
 
+// JoinProcess moves the calling process into the cgroups of process pid
+// (ProcessDirs), skipping those it is in already: a write to cgroup.procs
+// waits for an RCU grace period (10-15 ms on cgroup v1 here) even when it
+// moves nothing, and `rkt enter` from the pod's own cgroup (rkt-cri's
+// exec probes, on a host without systemd) would pay it for nothing.
+func JoinProcess(pid int) error {
+	dirs, err := ProcessDirs(pid)
+	if err != nil {
+		return err
+	}
+	own, err := ProcessDirs(os.Getpid())
+	if err != nil {
+		return err
+	}
+	in := map[string]bool{}
+	for _, d := range own {
+		in[d] = true
+	}
+	var move []string
+	for _, d := range dirs {
+		if !in[d] {
+			move = append(move, d)
+		}
+	}
+	return JoinDirs(move, 0)
+}
+
 // ProcessDirs returns the cgroup directories of a running process, for
 // the controllers that limit apps (memory, cpu on v1; the one unified
 // directory on v2), as seen from the caller's mount namespace. `rkt

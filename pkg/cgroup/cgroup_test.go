@@ -343,3 +343,52 @@ func TestUpdateApp(t *testing.T) {
 		t.Fatalf("a memory limit for an app started without one: %v", err)
 	}
 }
+
+// JoinProcess moves the caller into another process's cgroups, and
+// writes nothing when it is in them already.
+func TestJoinProcess(t *testing.T) {
+	needRoot(t)
+	cg, err := Create("rkt-test-join-"+strconv.Itoa(os.Getpid()), Limits{MemoryBytes: 64 << 20})
+	if err != nil {
+		t.Skipf("no cgroup to create here: %v", err)
+	}
+	defer cg.Remove()
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if err := cg.Join(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	// The test itself moves in a child, as `rkt enter` does.
+	helper := exec.Command(os.Args[0], "-test.run=^TestJoinProcessHelper$")
+	helper.Env = append(os.Environ(), "JOIN_PROCESS_PID="+strconv.Itoa(cmd.Process.Pid))
+	out, err := helper.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "joined") {
+		t.Fatalf("helper: %s", out)
+	}
+}
+
+func TestJoinProcessHelper(t *testing.T) {
+	pid, err := strconv.Atoi(os.Getenv("JOIN_PROCESS_PID"))
+	if err != nil {
+		t.Skip("helper for TestJoinProcess")
+	}
+	if err := JoinProcess(pid); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := ProcessDirs(pid)
+	got, _ := ProcessDirs(os.Getpid())
+	if strings.Join(want, ",") != strings.Join(got, ",") {
+		t.Fatalf("in %v, want %v", got, want)
+	}
+	// Already there: nothing to write, still no error.
+	if err := JoinProcess(pid); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("joined")
+}

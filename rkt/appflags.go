@@ -378,24 +378,8 @@ func init() {
 		}})
 	addAppFlag(appFlag{name: "signature", usage: "detached signature file of the image",
 		apply: func(a *appConfig, v string) error { a.Signature = v; return nil }})
-	addAppFlag(appFlag{name: "privileged", boolean: true, usage: "every capability, no seccomp filter, the host's devices, writable /sys and /proc/sys (the pod runs privileged)",
-		apply: func(a *appConfig, v string) error {
-			b, err := parseBoolValue(v)
-			if err != nil {
-				return err
-			}
-			a.Annotations.Set(pod.AnnotationPrivileged, strconv.FormatBool(b))
-			return nil
-		}})
-	addAppFlag(appFlag{name: "stdin-once", boolean: true, usage: "the app's input (--stdin=stream or tty) ends when the first rkt attach client leaves",
-		apply: func(a *appConfig, v string) error {
-			b, err := parseBoolValue(v)
-			if err != nil {
-				return err
-			}
-			a.Annotations.Set(pod.AnnotationStdinOnce, strconv.FormatBool(b))
-			return nil
-		}})
+	addBoolAnnotationFlag("privileged", pod.AnnotationPrivileged, "every capability, no seccomp filter, the host's devices, writable /sys and /proc/sys (the pod runs privileged)")
+	addBoolAnnotationFlag("stdin-once", pod.AnnotationStdinOnce, "the app's input (--stdin=stream or tty) ends when the first rkt attach client leaves")
 	for _, s := range []struct{ name, usage string }{
 		{pod.EndpointStdin, "null (default), stream or tty: the app's input, from `rkt attach` when stream or tty"},
 		{pod.EndpointStdout, "log (default), stream or tty: the app's output, logged, and for `rkt attach` when stream or tty"},
@@ -412,6 +396,21 @@ func init() {
 				return nil
 			}})
 	}
+}
+
+// addBoolAnnotationFlag registers a boolean per-app flag that sets the
+// app's annotation to "true" or "false", which stage1 reads.
+func addBoolAnnotationFlag(name, annotation, usage string) {
+	addAppFlag(appFlag{name: name, boolean: true, usage: usage,
+		apply: func(a *appConfig, v string) error {
+			b, err := parseBoolValue(v)
+			if err != nil {
+				return err
+			}
+			n, _ := types.NewACIdentifier(annotation)
+			a.Annotations.Set(*n, strconv.FormatBool(b))
+			return nil
+		}})
 }
 
 // misplacedAppFlag is the pod-level stand-in of a per-app flag: given

@@ -1,11 +1,9 @@
 package cri
 
 import (
-	"os"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rktng/rkt/pkg/appexec/caps"
 )
@@ -74,17 +72,3 @@ func TestContainerIDDiffersEarly(t *testing.T) {
 	}
 }
 
-func TestProcessUsage(t *testing.T) {
-	// Burn a little CPU so that at least one tick is counted.
-	deadline := time.Now().Add(30 * time.Millisecond)
-	for x := 0; time.Now().Before(deadline); x++ {
-		_ = x * x
-	}
-	cpu, rss, err := processUsage(os.Getpid())
-	if err != nil || cpu <= 0 || rss < 1<<20 {
-		t.Errorf("processUsage(self) = %v, %d, %v", cpu, rss, err)
-	}
-	if _, _, err := processUsage(1 << 30); err == nil {
-		t.Error("a process that does not exist has usage")
-	}
-}

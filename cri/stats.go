@@ -2,105 +2,18 @@ package cri
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rktng/rkt/pkg/appstats"
 	"github.com/rktng/rkt/pkg/pod"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Container statistics come from the app's processes, not from cgroups:
-// on a cgroup v1 host an app without resource limits has no memory or cpu
-// cgroup of its own (it shares its pod's, or the host's), so cgroup
-// figures would not be the container's. CPU is the user and system time
-// of the app's process tree (the live processes and the children they
-// have reaped), memory the sum of their resident sets, the writable layer
-// the app's overlay upper directory.
-
-// clockTick is the unit of /proc/PID/stat's times: USER_HZ, 100 on every
-// Linux architecture Go supports.
-const clockTick = 10 * time.Millisecond
-
-// appPIDs returns the host PIDs of app's processes in sandbox sb: the one
-// its launcher recorded (found among the children of the pod's PID 1 by
-// its PID in the pod, as `rkt enter` finds it) and its descendants.
-func (sb *sandbox) appPIDs(app string) ([]int, error) {
-	b, err := os.ReadFile(filepath.Join(pod.Stage1UpperDir(sb.p.Dir), "rkt", "pids", app))
-	if err != nil {
-		return nil, fmt.Errorf("app %s is not running", app)
-	}
-	inner := strings.TrimSpace(string(b))
-	podPID, err := sb.p.Pid()
-	if err != nil {
-		return nil, err
-	}
-	main := pod.ChildByNSPid(podPID, inner)
-	if main == 0 {
-		return nil, fmt.Errorf("app %s (pid %s in the pod) not found", app, inner)
-	}
-	pids := []int{main}
-	for i := 0; i < len(pids); i++ {
-		pids = append(pids, children(pids[i])...)
-	}
-	return pids, nil
-}
-
-// children lists the child processes of pid (of all its threads).
-func children(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, t := range tasks {
-		b, _ := os.ReadFile(t)
-		for _, f := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(f); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
-}
-
-// processUsage returns the CPU time (its own and its reaped children's)
-// and resident set of one process.
-func processUsage(pid int) (time.Duration, uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	// The command name, in parentheses, may hold spaces: fields count
-	// from after its closing parenthesis (field 3, state, is rest[0]).
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0, errors.New("malformed stat")
-	}
-	rest := strings.Fields(s[i+1:])
-	if len(rest) < 15 {
-		return 0, 0, errors.New("malformed stat")
-	}
-	var ticks int64
-	for _, f := range rest[11:15] { // utime, stime, cutime, cstime
-		n, _ := strconv.ParseInt(f, 10, 64)
-		ticks += n
-	}
-	var rss uint64
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err == nil {
-		for _, line := range strings.Split(string(st), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-				kb, _ := strconv.ParseUint(f[1], 10, 64)
-				rss = kb * 1024
-			}
-		}
-	}
-	return time.Duration(ticks) * clockTick, rss, nil
-}
+// Container statistics come from the app's processes (pkg/appstats), the
+// writable layer from the app's overlay upper directory.
 
 // stats measures container c; a container that does not run has only
 // its attributes and writable layer.
@@ -125,18 +38,11 @@ func (s *Server) stats(c *container) *runtimeapi.ContainerStats {
 	if st, err := c.state(); err != nil || criState(st) != runtimeapi.ContainerState_CONTAINER_RUNNING || !c.sb.running() {
 		return cs
 	}
-	pids, err := c.sb.appPIDs(c.app)
+	u, err := appstats.Of(c.sb.p, c.app)
 	if err != nil {
 		return cs
 	}
-	var cpu time.Duration
-	var rss uint64
-	for _, pid := range pids {
-		if t, r, err := processUsage(pid); err == nil {
-			cpu += t
-			rss += r
-		}
-	}
+	cpu, rss := u.CPU, u.RSS
 	cs.Cpu = &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: uint64(cpu)}}
 	cs.Memory = &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{Value: rss},
 		UsageBytes: &runtimeapi.UInt64Value{Value: rss}, RssBytes: &runtimeapi.UInt64Value{Value: rss}}

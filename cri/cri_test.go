@@ -71,4 +71,3 @@ func TestContainerIDDiffersEarly(t *testing.T) {
 		t.Errorf("container IDs %s and %s", a, b)
 	}
 }
-

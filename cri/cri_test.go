@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rktng/rkt/pkg/appexec/caps"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 func TestAppName(t *testing.T) {
@@ -69,5 +70,26 @@ func TestContainerIDDiffersEarly(t *testing.T) {
 	a, b := containerID("11111111-2222-3333-4444-555555555555", "web-0"), containerID("11111111-2222-3333-4444-555555555555", "web-1")
 	if len(a) != 64 || a[:13] == b[:13] {
 		t.Errorf("container IDs %s and %s", a, b)
+	}
+}
+
+func TestContainerEvents(t *testing.T) {
+	const (
+		created = runtimeapi.ContainerState_CONTAINER_CREATED
+		running = runtimeapi.ContainerState_CONTAINER_RUNNING
+		exited  = runtimeapi.ContainerState_CONTAINER_EXITED
+	)
+	prev := map[string]containerSnapshot{"a": {"s", created}, "b": {"s", running}, "c": {"s", exited}, "d": {"s", created}}
+	cur := map[string]containerSnapshot{"a": {"s", running}, "b": {"s", exited}, "d": {"s", exited}, "e": {"s", running}}
+	var got []string
+	for _, e := range containerEvents(prev, cur) {
+		got = append(got, e.id+":"+strings.TrimSuffix(strings.TrimPrefix(e.kind.String(), "CONTAINER_"), "_EVENT"))
+	}
+	want := "a:STARTED b:STOPPED c:DELETED d:STARTED d:STOPPED e:CREATED e:STARTED"
+	if strings.Join(got, " ") != want {
+		t.Errorf("events %v, want %s", got, want)
+	}
+	if ev := containerEvents(cur, cur); len(ev) != 0 {
+		t.Errorf("events without a change: %v", ev)
 	}
 }

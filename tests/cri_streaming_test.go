@@ -315,3 +315,82 @@ func TestCRINotifyReady(t *testing.T) {
 		t.Errorf("a sandbox notified the server's service manager: %q", m)
 	}
 }
+
+// GetContainerEvents (the kubelet's evented PLEG): a container's life as
+// events, each with its sandbox's status and its containers'.
+func TestCRIContainerEvents(t *testing.T) {
+	e := newEnv(t)
+	reg := newDkRegistry(t, nil, "", "")
+	reg.push("test/busybox:v1", aciAsDockerImage(t, "busybox.aci", v1.Config{Entrypoint: []string{"/bin/sh"}}))
+	rt, is := criServer(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	img := &runtimeapi.ImageSpec{Image: reg.Host + "/test/busybox:v1"}
+	if _, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: img}); err != nil {
+		t.Fatalf("PullImage: %v", err)
+	}
+	stream, err := rt.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
+	if err != nil {
+		t.Fatalf("GetContainerEvents: %v", err)
+	}
+	events := make(chan *runtimeapi.ContainerEventResponse, 20)
+	go func() {
+		for {
+			ev, err := stream.Recv()
+			if err != nil {
+				close(events)
+				return
+			}
+			events <- ev
+		}
+	}()
+	next := func(id string, want runtimeapi.ContainerEventType) *runtimeapi.ContainerEventResponse {
+		t.Helper()
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("the event stream ended before %v", want)
+			}
+			if ev.ContainerId != id || ev.ContainerEventType != want {
+				t.Fatalf("event %v of %s, want %v of %s", ev.ContainerEventType, ev.ContainerId, want, id)
+			}
+			return ev
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no %v event", want)
+		}
+		return nil
+	}
+	cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "ev", Uid: "uid-ev", Namespace: "default"},
+		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}}}
+	sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = rt.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.PodSandboxId})
+		_, _ = rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId})
+	})
+	cc, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb.PodSandboxId, SandboxConfig: cfg,
+		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "short"}, Image: img, Args: []string{"-c", "sleep 1; exit 4"}}})
+	if err != nil {
+		t.Fatalf("CreateContainer: %v", err)
+	}
+	ev := next(cc.ContainerId, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
+	if ev.PodSandboxStatus.GetId() != sb.PodSandboxId || len(ev.ContainersStatuses) != 1 || ev.ContainersStatuses[0].State != runtimeapi.ContainerState_CONTAINER_CREATED {
+		t.Errorf("created event: %v", ev)
+	}
+	if _, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+		t.Fatalf("StartContainer: %v", err)
+	}
+	next(cc.ContainerId, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
+	// It exits on its own.
+	ev = next(cc.ContainerId, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
+	if len(ev.ContainersStatuses) != 1 || ev.ContainersStatuses[0].ExitCode != 4 {
+		t.Errorf("stopped event: %v", ev.ContainersStatuses)
+	}
+	if _, err := rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+		t.Fatalf("RemoveContainer: %v", err)
+	}
+	next(cc.ContainerId, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
+}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -21,16 +20,7 @@ func TestCRIPrivileged(t *testing.T) {
 	if dev == "" {
 		t.Skip("no usual host device node to look for")
 	}
-	e := newEnv(t)
-	reg := newDkRegistry(t, nil, "", "")
-	reg.push("test/busybox:v1", aciAsDockerImage(t, "busybox.aci", v1.Config{Entrypoint: []string{"/bin/sh"}}))
-	rt, is := criServer(t, e)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	img := &runtimeapi.ImageSpec{Image: reg.Host + "/test/busybox:v1"}
-	if _, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: img}); err != nil {
-		t.Fatalf("PullImage: %v", err)
-	}
+	rt, img, ctx := criWithBusybox(t)
 	sandbox := func(name string, privileged bool) (string, *runtimeapi.PodSandboxConfig) {
 		t.Helper()
 		cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Uid: "uid-" + name, Namespace: "default"},

@@ -319,16 +319,7 @@ func TestCRINotifyReady(t *testing.T) {
 // GetContainerEvents (the kubelet's evented PLEG): a container's life as
 // events, each with its sandbox's status and its containers'.
 func TestCRIContainerEvents(t *testing.T) {
-	e := newEnv(t)
-	reg := newDkRegistry(t, nil, "", "")
-	reg.push("test/busybox:v1", aciAsDockerImage(t, "busybox.aci", v1.Config{Entrypoint: []string{"/bin/sh"}}))
-	rt, is := criServer(t, e)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	img := &runtimeapi.ImageSpec{Image: reg.Host + "/test/busybox:v1"}
-	if _, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: img}); err != nil {
-		t.Fatalf("PullImage: %v", err)
-	}
+	rt, img, ctx := criWithBusybox(t)
 	stream, err := rt.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
 	if err != nil {
 		t.Fatalf("GetContainerEvents: %v", err)
@@ -393,4 +384,22 @@ func TestCRIContainerEvents(t *testing.T) {
 		t.Fatalf("RemoveContainer: %v", err)
 	}
 	next(cc.ContainerId, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
+}
+
+// criWithBusybox starts rkt-cri with the busybox test image pulled, as a
+// Docker image from a registry on 127.0.0.1, and returns a client, the
+// image and a context that ends with the test.
+func criWithBusybox(t *testing.T) (runtimeapi.RuntimeServiceClient, *runtimeapi.ImageSpec, context.Context) {
+	t.Helper()
+	e := newEnv(t)
+	reg := newDkRegistry(t, nil, "", "")
+	reg.push("test/busybox:v1", aciAsDockerImage(t, "busybox.aci", v1.Config{Entrypoint: []string{"/bin/sh"}}))
+	rt, is := criServer(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	img := &runtimeapi.ImageSpec{Image: reg.Host + "/test/busybox:v1"}
+	if _, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: img}); err != nil {
+		t.Fatalf("PullImage: %v", err)
+	}
+	return rt, img, ctx
 }

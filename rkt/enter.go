@@ -23,22 +23,9 @@ func init() {
 				if err != nil {
 					return err
 				}
-				if app == "" {
-					if len(pm.Apps) != 1 {
-						var names []string
-						for _, ra := range pm.Apps {
-							names = append(names, ra.Name.String())
-						}
-						return fmt.Errorf("pod %s has several apps (%s): choose one with --app", p.UUID, strings.Join(names, ", "))
-					}
-					app = pm.Apps[0].Name.String()
-				}
-				found := false
-				for _, ra := range pm.Apps {
-					found = found || ra.Name.String() == app
-				}
-				if !found {
-					return fmt.Errorf("pod %s has no app %q", p.UUID, app)
+				app, err := appOf(p.UUID, pm, app)
+				if err != nil {
+					return err
 				}
 				pid, err := p.Pid()
 				if err != nil {
@@ -74,4 +61,24 @@ func openRunningPod(uuid string) (*pod.Pod, *schema.PodManifest, error) {
 		return nil, nil, err
 	}
 	return p, pm, nil
+}
+
+// appOf is the app --app names in the pod, or its only app.
+func appOf(uuid string, pm *schema.PodManifest, app string) (string, error) {
+	if app == "" {
+		if len(pm.Apps) != 1 {
+			var names []string
+			for _, ra := range pm.Apps {
+				names = append(names, ra.Name.String())
+			}
+			return "", fmt.Errorf("pod %s has several apps (%s): choose one with --app", uuid, strings.Join(names, ", "))
+		}
+		return pm.Apps[0].Name.String(), nil
+	}
+	for _, ra := range pm.Apps {
+		if ra.Name.String() == app {
+			return app, nil
+		}
+	}
+	return "", fmt.Errorf("pod %s has no app %q", uuid, app)
 }

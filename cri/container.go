@@ -157,6 +157,13 @@ func (s *Server) appFlags(imageID string, cfg *runtimeapi.ContainerConfig) ([]st
 	}
 	if lx := cfg.GetLinux(); lx != nil {
 		sc := lx.GetSecurityContext()
+		// Seccomp: RuntimeDefault and Unconfined (the kubelet's default)
+		// get the launcher's default filter, which is stricter than
+		// Unconfined; a profile read from the node is not supported,
+		// and running without it would be a weaker pod than asked for.
+		if sp := sc.GetSeccomp(); sp.GetProfileType() == runtimeapi.SecurityProfile_Localhost {
+			return nil, status.Errorf(codes.InvalidArgument, "seccomp profile %q: Localhost profiles are not supported (use RuntimeDefault)", sp.GetLocalhostRef())
+		}
 		if sc.GetPrivileged() {
 			// Every capability, no seccomp filter, the host's devices:
 			// what capabilities, seccomp and masked paths say below

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -84,6 +86,15 @@ func TestCRIPrivileged(t *testing.T) {
 		if !strings.Contains(out, l+"\n") {
 			t.Errorf("plain container (capabilities dropped): no %q in %q", l, out)
 		}
+	}
+
+	// A seccomp profile read from the node is refused, not ignored.
+	_, err = rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb, SandboxConfig: sbCfg,
+		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "local"}, Image: img,
+			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+				Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "/var/lib/kubelet/seccomp/x.json"}}}}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "Localhost") {
+		t.Errorf("Localhost seccomp profile: %v, want InvalidArgument", err)
 	}
 
 	other, otherCfg := sandbox("plain", false)

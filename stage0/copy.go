@@ -134,11 +134,7 @@ func copyInOne(root *os.Root, src, name string, fi fs.FileInfo, uid, gid int) er
 		if err != nil {
 			return fail(err)
 		}
-		_, err = io.Copy(out, in)
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := copyContent(out, in); err != nil {
 			return fail(err)
 		}
 	default:
@@ -217,14 +213,19 @@ func copyOutOne(root *os.Root, name, dst string, fi fs.FileInfo) error {
 		if err != nil {
 			return fail(err)
 		}
-		_, err = io.Copy(out, in)
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := copyContent(out, in); err != nil {
 			return fail(err)
 		}
 		return failIf(os.Chmod(dst, fi.Mode().Perm()), fail)
 	}
 	return fail(fmt.Errorf("not a file, directory or symbolic link"))
+}
+
+// copyContent copies in to out and closes out, reporting the first error.
+func copyContent(out *os.File, in io.Reader) error {
+	_, err := io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

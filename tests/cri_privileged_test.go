@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -23,21 +22,6 @@ func TestCRIPrivileged(t *testing.T) {
 		t.Skip("no usual host device node to look for")
 	}
 	rt, img, ctx := criWithBusybox(t)
-	sandbox := func(name string, privileged bool) (string, *runtimeapi.PodSandboxConfig) {
-		t.Helper()
-		cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Uid: "uid-" + name, Namespace: "default"},
-			Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{Privileged: privileged,
-				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}}}
-		sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
-		if err != nil {
-			t.Fatalf("RunPodSandbox: %v", err)
-		}
-		t.Cleanup(func() {
-			_, _ = rt.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.PodSandboxId})
-			_, _ = rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId})
-		})
-		return sb.PodSandboxId, cfg
-	}
 	container := func(sb string, sbCfg *runtimeapi.PodSandboxConfig, name string, privileged bool) (string, error) {
 		cc, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb, SandboxConfig: sbCfg,
 			Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name}, Image: img,
@@ -66,7 +50,7 @@ func TestCRIPrivileged(t *testing.T) {
 		}
 	}
 
-	sb, sbCfg := sandbox("priv", true)
+	sb, sbCfg := nodeSandbox(t, rt, ctx, "priv", true)
 	priv, err := container(sb, sbCfg, "priv", true)
 	if err != nil {
 		t.Fatalf("CreateContainer privileged: %v", err)
@@ -97,7 +81,7 @@ func TestCRIPrivileged(t *testing.T) {
 		t.Errorf("Localhost seccomp profile: %v, want InvalidArgument", err)
 	}
 
-	other, otherCfg := sandbox("plain", false)
+	other, otherCfg := nodeSandbox(t, rt, ctx, "plain", false)
 	if _, err := container(other, otherCfg, "priv", true); err == nil || !strings.Contains(err.Error(), "not started privileged") {
 		t.Errorf("privileged container in a sandbox that is not: %v", err)
 	}

@@ -351,24 +351,14 @@ func TestCRIContainerEvents(t *testing.T) {
 		}
 		return nil
 	}
-	cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "ev", Uid: "uid-ev", Namespace: "default"},
-		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}}}
-	sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
-	if err != nil {
-		t.Fatalf("RunPodSandbox: %v", err)
-	}
-	t.Cleanup(func() {
-		_, _ = rt.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.PodSandboxId})
-		_, _ = rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId})
-	})
-	cc, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb.PodSandboxId, SandboxConfig: cfg,
+	sb, cfg := nodeSandbox(t, rt, ctx, "ev", false)
+	cc, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb, SandboxConfig: cfg,
 		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "short"}, Image: img, Args: []string{"-c", "sleep 1; exit 4"}}})
 	if err != nil {
 		t.Fatalf("CreateContainer: %v", err)
 	}
 	ev := next(cc.ContainerId, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
-	if ev.PodSandboxStatus.GetId() != sb.PodSandboxId || len(ev.ContainersStatuses) != 1 || ev.ContainersStatuses[0].State != runtimeapi.ContainerState_CONTAINER_CREATED {
+	if ev.PodSandboxStatus.GetId() != sb || len(ev.ContainersStatuses) != 1 || ev.ContainersStatuses[0].State != runtimeapi.ContainerState_CONTAINER_CREATED {
 		t.Errorf("created event: %v", ev)
 	}
 	if _, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
@@ -402,4 +392,22 @@ func criWithBusybox(t *testing.T) (runtimeapi.RuntimeServiceClient, *runtimeapi.
 		t.Fatalf("PullImage: %v", err)
 	}
 	return rt, img, ctx
+}
+
+// nodeSandbox runs a sandbox on the node's network, removed at the test's
+// end, and returns its ID and config.
+func nodeSandbox(t *testing.T, rt runtimeapi.RuntimeServiceClient, ctx context.Context, name string, privileged bool) (string, *runtimeapi.PodSandboxConfig) {
+	t.Helper()
+	cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Uid: "uid-" + name, Namespace: "default"},
+		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{Privileged: privileged,
+			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}}}
+	sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = rt.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.PodSandboxId})
+		_, _ = rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId})
+	})
+	return sb.PodSandboxId, cfg
 }

@@ -420,3 +420,25 @@ func (s *ptyScreen) waitFor(t *testing.T, text string) {
 	t.Helper()
 	waitFor(t, "terminal output "+text, func() bool { return strings.Contains(s.String(), text) })
 }
+
+// An app of an ordinary pod (rkt run) is attachable as well, while the
+// run's own output relay goes on.
+func TestAttachRunPod(t *testing.T) {
+	e := stage1Env(t)
+	e.Fetch("busybox.aci")
+	run, uuid := e.startNspawn(busyboxName, "--stdin=stream", "--stdout=stream", "--exec=/bin/sh", "--", "-c",
+		`read l; echo "got:$l"; exit 3`)
+	e.MustRun("status", "--wait-ready=30s", uuid)
+	cmd, in, out, _ := e.attachCmd(uuid)
+	if _, err := io.WriteString(in, "via attach\n"); err != nil {
+		t.Fatal(err)
+	}
+	out.want(t, "attached client", "got:via attach")
+	out.ends(t, "attach")
+	if code := exitCode(t, cmd); code != 0 {
+		t.Errorf("attach exited %d", code)
+	}
+	if code := exitCode(t, run); code != 3 {
+		t.Errorf("rkt run exited %d, want the app's 3", code)
+	}
+}

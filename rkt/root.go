@@ -49,6 +49,7 @@ func newRootCommand() *cobra.Command {
 	for _, add := range commands {
 		root.AddCommand(add())
 	}
+	addCompletions(root)
 	// paths.d's data directory applies unless --dir was given, as in rkt.
 	// A broken configuration is left for the commands that read it to report.
 	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {

@@ -202,8 +202,12 @@ func serveAttach(dir, app string, s pod.Streams, in, master *os.File) (*attachSe
 	if master != nil {
 		a.input = master
 	}
+	// The sockets are made in a directory of their own and it is renamed
+	// into place: a client that finds the directory finds every socket.
+	building := a.dir + ".new"
 	_ = os.RemoveAll(a.dir)
-	if err := os.Mkdir(a.dir, 0o700); err != nil {
+	_ = os.RemoveAll(building)
+	if err := os.Mkdir(building, 0o700); err != nil {
 		return nil, err
 	}
 	endpoints := s.Endpoints()
@@ -218,13 +222,24 @@ func serveAttach(dir, app string, s pod.Streams, in, master *os.File) (*attachSe
 	// Every hub exists before the first socket does: a client may
 	// connect as soon as one is there.
 	for _, e := range endpoints {
-		l, err := net.Listen("unix", filepath.Join(a.dir, e))
+		l, err := net.Listen("unix", filepath.Join(building, e))
 		if err != nil {
 			a.close()
+			_ = os.RemoveAll(building)
 			return nil, fmt.Errorf("endpoint %s: %w", e, err)
 		}
+		// The path changes with the directory's rename; close removes
+		// the directory instead.
+		l.(*net.UnixListener).SetUnlinkOnClose(false)
 		a.listeners = append(a.listeners, l)
-		go a.accept(e, l)
+	}
+	if err := os.Rename(building, a.dir); err != nil {
+		a.close()
+		_ = os.RemoveAll(building)
+		return nil, err
+	}
+	for i, e := range endpoints {
+		go a.accept(e, a.listeners[i])
 	}
 	return a, nil
 }

@@ -165,27 +165,29 @@ func (r streamRuntime) PortForward(ctx context.Context, id string, port int32, s
 		return fmt.Errorf("port %d of sandbox %s: %w", port, id, err)
 	}
 	defer conn.Close()
-	done := make(chan struct{}, 2)
+	toPod, fromPod := make(chan struct{}), make(chan struct{})
 	go func() {
 		_, _ = io.Copy(conn, stream)
 		if tc, ok := conn.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}
-		done <- struct{}{}
+		close(toPod)
 	}()
 	go func() {
 		_, _ = io.Copy(stream, conn)
-		done <- struct{}{}
+		close(fromPod)
 	}()
+	// The pod's side closing ends the forward (the client's side may
+	// stay open for good); the client's side closing only ends its half,
+	// and the pod's answer still comes back in full.
 	select {
-	case <-done:
+	case <-fromPod:
+	case <-toPod:
+		select {
+		case <-fromPod:
+		case <-ctx.Done():
+		}
 	case <-ctx.Done():
-	}
-	// One direction ended: let the other finish what is in flight.
-	select {
-	case <-done:
-	case <-ctx.Done():
-	case <-time.After(time.Second):
 	}
 	return nil
 }

@@ -41,17 +41,17 @@ func (s *Server) snapshot() map[string]containerSnapshot {
 	return out
 }
 
-// containerEvents are the events that take prev to cur, in container ID
-// order.
-func containerEvents(prev, cur map[string]containerSnapshot) []struct {
+// containerEvent is one change of a container, found by comparing two
+// snapshots.
+type containerEvent struct {
 	id, sandbox string
 	kind        runtimeapi.ContainerEventType
-} {
-	type ev = struct {
-		id, sandbox string
-		kind        runtimeapi.ContainerEventType
-	}
-	var out []ev
+}
+
+// containerEvents are the events that take prev to cur, in container ID
+// order.
+func containerEvents(prev, cur map[string]containerSnapshot) []containerEvent {
+	var out []containerEvent
 	ids := make([]string, 0, len(prev)+len(cur))
 	for id := range cur {
 		ids = append(ids, id)
@@ -67,10 +67,10 @@ func containerEvents(prev, cur map[string]containerSnapshot) []struct {
 		c, has := cur[id]
 		switch {
 		case !has:
-			out = append(out, ev{id, p.sandbox, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT})
+			out = append(out, containerEvent{id, p.sandbox, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT})
 			continue
 		case !had:
-			out = append(out, ev{id, c.sandbox, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT})
+			out = append(out, containerEvent{id, c.sandbox, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT})
 			p.state = runtimeapi.ContainerState_CONTAINER_CREATED
 		}
 		if c.state == p.state {
@@ -78,13 +78,13 @@ func containerEvents(prev, cur map[string]containerSnapshot) []struct {
 		}
 		switch c.state {
 		case runtimeapi.ContainerState_CONTAINER_RUNNING:
-			out = append(out, ev{id, c.sandbox, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT})
+			out = append(out, containerEvent{id, c.sandbox, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT})
 		case runtimeapi.ContainerState_CONTAINER_EXITED:
 			if p.state == runtimeapi.ContainerState_CONTAINER_CREATED {
 				// It ran between two looks.
-				out = append(out, ev{id, c.sandbox, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT})
+				out = append(out, containerEvent{id, c.sandbox, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT})
 			}
-			out = append(out, ev{id, c.sandbox, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT})
+			out = append(out, containerEvent{id, c.sandbox, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT})
 		}
 	}
 	return out

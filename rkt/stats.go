@@ -91,7 +91,10 @@ measured the same with or without resource limits, on cgroup v1 or v2.`,
 
 // measureApps samples every running app of pods twice, interval apart.
 func measureApps(pods []*pod.Pod, interval time.Duration) ([]appStats, error) {
-	type key struct{ pod, app string }
+	type key struct {
+		pod *pod.Pod
+		app string
+	}
 	var order []key
 	first := map[key]appstats.Usage{}
 	for _, p := range pods {
@@ -100,7 +103,7 @@ func measureApps(pods []*pod.Pod, interval time.Duration) ([]appStats, error) {
 			return nil, err
 		}
 		for _, ra := range pm.Apps {
-			k := key{p.UUID, ra.Name.String()}
+			k := key{p, ra.Name.String()}
 			u, err := appstats.Of(p, k.app)
 			if errors.Is(err, appstats.ErrNotRunning) {
 				continue
@@ -115,13 +118,9 @@ func measureApps(pods []*pod.Pod, interval time.Duration) ([]appStats, error) {
 	start := time.Now()
 	time.Sleep(interval)
 	elapsed := time.Since(start)
-	byUUID := map[string]*pod.Pod{}
-	for _, p := range pods {
-		byUUID[p.UUID] = p
-	}
 	out := []appStats{}
 	for _, k := range order {
-		u, err := appstats.Of(byUUID[k.pod], k.app)
+		u, err := appstats.Of(k.pod, k.app)
 		if err != nil {
 			continue // it ended while sampled
 		}
@@ -129,7 +128,7 @@ func measureApps(pods []*pod.Pod, interval time.Duration) ([]appStats, error) {
 		if cpu < 0 {
 			cpu = 0
 		}
-		out = append(out, appStats{Pod: k.pod, App: k.app, CPUPercent: 100 * cpu.Seconds() / elapsed.Seconds(),
+		out = append(out, appStats{Pod: k.pod.UUID, App: k.app, CPUPercent: 100 * cpu.Seconds() / elapsed.Seconds(),
 			CPUSeconds: u.CPU.Seconds(), MemoryBytes: u.RSS, Processes: u.Processes})
 	}
 	return out, nil

@@ -1,7 +1,6 @@
 package stage1
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -122,9 +121,6 @@ func openStreams(s *pod.Streams) (*appStreams, error) {
 	}
 	return as, nil
 }
-
-// teeFiles are the tee's fds 3, 4 and 6 (5 is its ready pipe).
-func (as *appStreams) teeFiles() (out, errOut, in *os.File) { return as.out, as.errOut, as.in }
 
 // install makes the app's ends this process's fd 0-2 (and the terminal
 // its controlling one), and closes what the tee holds.
@@ -454,15 +450,12 @@ func (h *hub) close() {
 // wait waits until every client has been sent what was queued for it.
 func (h *hub) wait() { h.writers.Wait() }
 
-// errNoEndpoint: the app's attach sockets are not there (yet).
-var errNoEndpoint = errors.New("no attach endpoint")
-
 // dialEndpoint connects to one endpoint of app, through the directory's
 // fd so that the socket path stays short whatever the pod's path.
 func dialEndpoint(dirFd int, endpoint string) (*net.UnixConn, error) {
 	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: "/proc/self/fd/" + strconv.Itoa(dirFd) + "/" + endpoint, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %v", errNoEndpoint, endpoint, err)
+		return nil, fmt.Errorf("no attach endpoint %s: %w", endpoint, err)
 	}
 	return c, nil
 }

@@ -207,8 +207,8 @@ func startTee(dir, app string, streams *pod.Streams) error {
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Args[0] = teeName
-	out, errOut, in := as.teeFiles()
-	cmd.ExtraFiles = []*os.File{out, errOut, readyW, in}
+	// The tee's fds 3, 4 and 6; 5 is its ready pipe.
+	cmd.ExtraFiles = []*os.File{as.out, as.errOut, readyW, as.in}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	// The tee is the launcher's sibling, a child of the pod's systemd,
 	// not of the app: an app that reaps every child would otherwise wait

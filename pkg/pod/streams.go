@@ -68,21 +68,21 @@ const (
 func AppStreams(a types.Annotations) (Streams, error) {
 	s := Streams{Stdin: StreamNull, Stdout: StreamLog, Stderr: StreamLog}
 	for _, f := range []struct {
-		name  string
-		into  *StreamMode
-		valid []StreamMode
+		stream string
+		into   *StreamMode
 	}{
-		{AnnotationStdin, &s.Stdin, []StreamMode{StreamNull, StreamStream, StreamTTY}},
-		{AnnotationStdout, &s.Stdout, []StreamMode{StreamLog, StreamStream, StreamTTY}},
-		{AnnotationStderr, &s.Stderr, []StreamMode{StreamLog, StreamStream, StreamTTY}},
+		{EndpointStdin, &s.Stdin},
+		{EndpointStdout, &s.Stdout},
+		{EndpointStderr, &s.Stderr},
 	} {
-		v, ok := a.Get(f.name)
+		name := StreamAnnotation(f.stream)
+		v, ok := a.Get(name)
 		if !ok {
 			continue
 		}
-		m, err := parseStreamMode(StreamMode(v), f.valid)
+		m, err := ParseStreamMode(f.stream, v)
 		if err != nil {
-			return s, fmt.Errorf("%w: %s=%q: %v", ErrBadStreams, f.name, v, err)
+			return s, fmt.Errorf("%w: %s=%q: %v", ErrBadStreams, name, v, err)
 		}
 		*f.into = m
 	}
@@ -110,20 +110,18 @@ func AppStreams(a types.Annotations) (Streams, error) {
 // ParseStreamMode checks one --stdin/--stdout/--stderr value for the
 // stream named (stdin, stdout or stderr).
 func ParseStreamMode(stream, v string) (StreamMode, error) {
+	// Input is discarded or given; output is kept in the log at least.
 	valid := []StreamMode{StreamLog, StreamStream, StreamTTY}
 	if stream == EndpointStdin {
 		valid = []StreamMode{StreamNull, StreamStream, StreamTTY}
 	}
-	return parseStreamMode(StreamMode(v), valid)
-}
-
-func parseStreamMode(m StreamMode, valid []StreamMode) (StreamMode, error) {
+	m := StreamMode(v)
 	names := make([]string, len(valid))
-	for i, v := range valid {
-		if m == v {
+	for i, ok := range valid {
+		if m == ok {
 			return m, nil
 		}
-		names[i] = string(v)
+		names[i] = string(ok)
 	}
 	return "", fmt.Errorf("not one of %s", strings.Join(names, ", "))
 }

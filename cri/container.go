@@ -15,6 +15,7 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/rktng/rkt/pkg/appexec/caps"
+	"github.com/rktng/rkt/pkg/appexec/seccomp"
 	"github.com/rktng/rkt/pkg/cgroup"
 	"github.com/rktng/rkt/pkg/ociconv"
 	"github.com/rktng/rkt/stage0"
@@ -157,12 +158,25 @@ func (s *Server) appFlags(imageID string, cfg *runtimeapi.ContainerConfig) ([]st
 	}
 	if lx := cfg.GetLinux(); lx != nil {
 		sc := lx.GetSecurityContext()
-		// Seccomp: RuntimeDefault and Unconfined (the kubelet's default)
-		// get the launcher's default filter, which is stricter than
-		// Unconfined; a profile read from the node is not supported,
-		// and running without it would be a weaker pod than asked for.
+		// Seccomp: RuntimeDefault and Unconfined (the kubelet's default
+		// when a pod names no profile, so not a request for none) get
+		// the launcher's default filter; a Localhost profile, a file on
+		// the node, replaces it (rkt reads and checks it).
 		if sp := sc.GetSeccomp(); sp.GetProfileType() == runtimeapi.SecurityProfile_Localhost {
-			return nil, status.Errorf(codes.InvalidArgument, "seccomp profile %q: Localhost profiles are not supported (use RuntimeDefault)", sp.GetLocalhostRef())
+			ref := sp.GetLocalhostRef()
+			if !filepath.IsAbs(ref) {
+				return nil, status.Errorf(codes.InvalidArgument, "seccomp profile %q: a Localhost profile must be an absolute path", ref)
+			}
+			// Checked here too, so that a missing or bad profile is the
+			// kubelet's InvalidArgument rather than a failed rkt.
+			data, err := os.ReadFile(ref)
+			if err != nil {
+				return nil, status.Errorf(codes.InvalidArgument, "seccomp profile: %v", err)
+			}
+			if _, err := seccomp.ParseProfile(data); err != nil {
+				return nil, status.Errorf(codes.InvalidArgument, "seccomp profile %s: %v", ref, err)
+			}
+			f = append(f, "--seccomp-profile="+ref)
 		}
 		if sc.GetPrivileged() {
 			// Every capability, no seccomp filter, the host's devices:

@@ -152,6 +152,11 @@ func parseApps(args []string, podFlags *pflag.FlagSet, allowArgs bool) ([]*appCo
 			apps = append(apps, cur)
 		}
 	}
+	for _, a := range apps {
+		if err := checkAppFlags(a); err != nil {
+			return nil, err
+		}
+	}
 	return apps, nil
 }
 

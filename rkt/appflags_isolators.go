@@ -2,20 +2,38 @@ package main
 
 // The per-app isolator flags of `rkt run`/`rkt prepare`: each turns into
 // the appc isolator of the app's manifest that pkg/isolators interprets,
-// replacing the image's isolator of the same kind.
+// replacing the image's isolator of the same kind (--seccomp-profile, an
+// annotation that pkg/isolators reads, replaces every seccomp isolator).
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
 	"github.com/appc/spec/schema/types"
+	"github.com/rktng/rkt/pkg/appexec/seccomp"
 	"github.com/rktng/rkt/pkg/isolators"
 )
 
 // setIsolator replaces the app's isolator of the same name or family.
 func setIsolator(a *appConfig, iso types.Isolator) {
 	a.Isolators = isolators.Override(a.Isolators, types.Isolators{iso})
+}
+
+// checkAppFlags refuses per-app flags that exclude each other.
+func checkAppFlags(a *appConfig) error {
+	if _, ok := a.Annotations.Get(isolators.AnnotationSeccompProfile); !ok {
+		return nil
+	}
+	for _, iso := range a.Isolators {
+		if iso.Name == types.LinuxSeccompRetainSetName || iso.Name == types.LinuxSeccompRemoveSetName {
+			return fmt.Errorf("conflicting flags for %s: --seccomp and --seccomp-profile; give one or the other", a.Image)
+		}
+	}
+	return nil
 }
 
 // listValue splits a comma-separated list, dropping empty items.
@@ -132,6 +150,23 @@ func init() {
 				return err
 			}
 			setIsolator(a, iso)
+			return nil
+		}})
+	addAppFlag(appFlag{name: "seccomp-profile", usage: "FILE: a seccomp profile in the OCI format (Docker's, Podman's, a Kubernetes Localhost profile), in place of the app's filter",
+		apply: func(a *appConfig, v string) error {
+			data, err := os.ReadFile(v)
+			if err != nil {
+				return err
+			}
+			if _, err := seccomp.ParseProfile(data); err != nil {
+				return fmt.Errorf("%s: %w", v, err)
+			}
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, data); err != nil {
+				return fmt.Errorf("%s: %w", v, err)
+			}
+			n, _ := types.NewACIdentifier(isolators.AnnotationSeccompProfile)
+			a.Annotations.Set(*n, compact.String())
 			return nil
 		}})
 	addAppFlag(appFlag{name: "no-new-privileges", boolean: true, usage: "set no_new_privs: setuid binaries and file capabilities grant nothing",

@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -59,6 +61,41 @@ func TestIsolatorFlagErrors(t *testing.T) {
 		_, err := parseApps([]string{"img", c.arg}, pflag.NewFlagSet("run", pflag.ContinueOnError), true)
 		if err == nil || !strings.Contains(err.Error(), c.want) || (c.is != nil && !errors.Is(err, c.is)) {
 			t.Errorf("%s: got %v, want an error mentioning %q", c.arg, err, c.want)
+		}
+	}
+}
+
+func TestSeccompProfileFlag(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	if err := os.WriteFile(good, []byte("{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\",\n  \"syscalls\": [{\"names\": [\"mount\"], \"action\": \"SCMP_ACT_ERRNO\"}]\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"defaultAction": "SCMP_ACT_MAYBE"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	apps, err := parseApps([]string{"img", "--seccomp-profile=" + good}, pflag.NewFlagSet("run", pflag.ContinueOnError), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The profile travels compacted in the app's annotation, which
+	// pkg/isolators turns into the app's settings.
+	v, _ := apps[0].Annotations.Get(isolators.AnnotationSeccompProfile)
+	if v != `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mount"],"action":"SCMP_ACT_ERRNO"}]}` {
+		t.Fatalf("annotation %q", v)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"img", "--seccomp-profile=" + bad}, bad + `: invalid seccomp profile: defaultAction: unknown action "SCMP_ACT_MAYBE"`},
+		{[]string{"img", "--seccomp-profile=" + filepath.Join(dir, "none.json")}, "none.json: no such file"},
+		{[]string{"img", "--seccomp-profile=" + good, "--seccomp=mode=remove,mount"}, "conflicting flags for img: --seccomp and --seccomp-profile"},
+	} {
+		_, err := parseApps(c.args, pflag.NewFlagSet("run", pflag.ContinueOnError), true)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: got %v, want %q", c.args, err, c.want)
 		}
 	}
 }

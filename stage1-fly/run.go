@@ -186,10 +186,10 @@ func appConfig(podDir string, pm *schema.PodManifest, ra *schema.RuntimeApp, roo
 		DisablePaths:        true,
 	}
 	// An app that asks for capability, seccomp, no_new_privs or OOM
-	// isolators gets them (with the runtime's defaults for the rest, as
+	// isolators, or has a seccomp profile, gets them (with the runtime's defaults for the rest, as
 	// under the default stage1), unless --insecure-options lifted them.
-	if securityIsolators(app) {
-		s, err := isolators.ForApp(app, id.UID)
+	if _, profile := ra.Annotations.Get(isolators.AnnotationSeccompProfile); profile || securityIsolators(app) {
+		s, err := isolators.ForRuntimeApp(ra, id.UID)
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", ra.Name, err)
 		}

@@ -88,7 +88,7 @@ func appConfig(ra *schema.RuntimeApp, hostRootfs string, rc *pod.RuntimeConfig, 
 		DisableSeccomp:      rc.InsecureOptions.DisableSeccomp,
 		DisablePaths:        rc.InsecureOptions.DisablePaths,
 	}
-	s, err := isolators.ForApp(app, id.UID)
+	s, err := isolators.ForRuntimeApp(ra, id.UID)
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", ra.Name, err)
 	}

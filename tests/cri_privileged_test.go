@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,17 +74,72 @@ func TestCRIPrivileged(t *testing.T) {
 		}
 	}
 
-	// A seccomp profile read from the node is refused, not ignored.
-	_, err = rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb, SandboxConfig: sbCfg,
-		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "local"}, Image: img,
-			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
-				Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "/var/lib/kubelet/seccomp/x.json"}}}}})
-	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "Localhost") {
-		t.Errorf("Localhost seccomp profile: %v, want InvalidArgument", err)
-	}
-
 	other, otherCfg := nodeSandbox(t, rt, ctx, "plain", false)
 	if _, err := container(other, otherCfg, "priv", true); err == nil || !strings.Contains(err.Error(), "not started privileged") {
 		t.Errorf("privileged container in a sandbox that is not: %v", err)
+	}
+}
+
+// A Localhost seccomp profile (a file on the node, as the kubelet names
+// it) replaces the default filter for the container and for the commands
+// run in it; a missing, relative or bad profile is the kubelet's
+// InvalidArgument, and no container is made.
+func TestCRISeccompLocalhost(t *testing.T) {
+	netNeedStage1(t)
+	rt, img, ctx := criWithBusybox(t)
+	dir := t.TempDir()
+	profile := filepath.Join(dir, "profile.json")
+	if err := os.WriteFile(profile, []byte(`{"defaultAction": "SCMP_ACT_ALLOW",
+		"syscalls": [{"names": ["sethostname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 30}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"defaultAction": "SCMP_ACT_NOTIFY"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sb, sbCfg := nodeSandbox(t, rt, ctx, "seccomp", false)
+	create := func(name, ref string) (string, error) {
+		cc, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb, SandboxConfig: sbCfg,
+			Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name}, Image: img,
+				Args: []string{"-c", "hostname pod-name-from-app; exec sleep 600"},
+				Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+					Capabilities: &runtimeapi.Capability{AddCapabilities: []string{"SYS_ADMIN"}},
+					Seccomp:      &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: ref}}}}})
+		if err != nil {
+			return "", err
+		}
+		return cc.ContainerId, nil
+	}
+	for ref, want := range map[string]string{
+		"profile.json":                  "absolute path",
+		filepath.Join(dir, "none.json"): "no such file",
+		bad:                             "SCMP_ACT_NOTIFY",
+	} {
+		if _, err := create("bad", ref); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), want) {
+			t.Errorf("profile %s: %v, want InvalidArgument mentioning %q", ref, err, want)
+		}
+	}
+	id, err := create("filtered", profile)
+	if err != nil {
+		t.Fatalf("CreateContainer: %v", err)
+	}
+	if _, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
+		t.Fatalf("StartContainer: %v", err)
+	}
+	// CAP_SYS_ADMIN would let sethostname through; the profile refuses
+	// it with EROFS, to the app and to what is run in it.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		r, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Timeout: 30,
+			Cmd: []string{"/bin/sh", "-c", "hostname; hostname other-name; grep ^Seccomp: /proc/self/status"}})
+		if err == nil && r.ExitCode == 0 {
+			out, errOut := string(r.Stdout), string(r.Stderr)
+			if strings.Contains(out, "pod-name-from-app") || !strings.Contains(errOut, "Read-only file system") || !strings.Contains(out, "Seccomp:\t2") {
+				t.Fatalf("under the profile: stdout %q stderr %q", out, errOut)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ExecSync: %v %v", r, err)
+		}
 	}
 }

@@ -158,6 +158,47 @@ func TestIsolatorsNoNewPrivilegesAndSeccomp(t *testing.T) {
 	})
 }
 
+// A seccomp profile in the OCI format (--seccomp-profile) replaces the
+// default filter: its errnos, its conditions on arguments, and Docker's
+// excludes by capability, evaluated against the app's own set.
+func TestIsolatorsSeccompProfile(t *testing.T) {
+	eachFlavor(t, func(t *testing.T, e *env, f isoFlavor) {
+		profile, uuidFile := filepath.Join(e.root, "profile.json"), filepath.Join(e.root, "uuid")
+		if err := os.WriteFile(profile, []byte(`{
+			"defaultAction": "SCMP_ACT_ALLOW",
+			"syscalls": [
+				{"names": ["sethostname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 30},
+				{"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+				 "args": [{"index": 0, "value": 67108864, "valueTwo": 67108864, "op": "SCMP_CMP_MASKED_EQ"}]},
+				{"names": ["mknod", "mknodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 28,
+				 "excludes": {"caps": ["CAP_MKNOD"]}}
+			]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		checks := []string{"--", "-print-seccomp", "-check-syscall=sethostname", "-check-syscall=unshare",
+			"-check-syscall=mknod", "-check-syscall=chroot"}
+		m := e.mustIso(f, append([]string{"--uuid-file-save=" + uuidFile, inspectName, "--seccomp-profile=" + profile}, checks...)...)
+		if m["seccomp"] != "2" || m["syscall:sethostname"] != "EROFS" || m["syscall:unshare"] != "EACCES" {
+			t.Errorf("profile: seccomp %q sethostname %q unshare(CLONE_NEWUTS) %q", m["seccomp"], m["syscall:sethostname"], m["syscall:unshare"])
+		}
+		if m["syscall:mknod"] == "ENOSPC" || m["syscall:chroot"] == "EROFS" || m["syscall:chroot"] == "EACCES" {
+			t.Errorf("profile with CAP_MKNOD: mknod %q chroot %q", m["syscall:mknod"], m["syscall:chroot"])
+		}
+		m = e.mustIso(f, append([]string{inspectName, "--seccomp-profile=" + profile, "--caps-remove=CAP_MKNOD"}, checks...)...)
+		if m["syscall:mknod"] != "ENOSPC" {
+			t.Errorf("profile without CAP_MKNOD: mknod %q, want ENOSPC (excludes caps)", m["syscall:mknod"])
+		}
+		// The profile is the app's, in the pod manifest, for every stage1.
+		uuid, err := os.ReadFile(uuidFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := e.MustRun("cat-manifest", string(uuid)); !strings.Contains(r, `"rktng.io/rkt/stage2/seccomp-profile"`) {
+			t.Errorf("pod manifest without the profile: %s", r)
+		}
+	})
+}
+
 // cgroupGone reports whether no cgroup of pod uuid is left on the host.
 func cgroupGone(t *testing.T, uuid string) bool {
 	t.Helper()

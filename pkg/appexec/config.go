@@ -77,6 +77,9 @@ type Config struct {
 	NoNewPrivileges bool `json:"noNewPrivileges,omitempty"`
 	// Seccomp is the syscall filter; nil means seccomp.Default().
 	Seccomp *seccomp.Filter `json:"seccomp,omitempty"`
+	// SeccompProfile, when set, replaces Seccomp: a profile in the OCI
+	// format (`--seccomp-profile`, a CRI Localhost profile).
+	SeccompProfile *seccomp.Profile `json:"seccompProfile,omitempty"`
 	// OOMScoreAdj is written to /proc/self/oom_score_adj when non-nil.
 	OOMScoreAdj *int `json:"oomScoreAdj,omitempty"`
 
@@ -124,6 +127,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Seccomp != nil && !c.DisableSeccomp {
 		if err := c.Seccomp.Validate(); err != nil {
+			return fmt.Errorf("%w: app %s: %w", ErrBadConfig, c.Name, err)
+		}
+	}
+	if c.SeccompProfile != nil && !c.DisableSeccomp {
+		if err := c.SeccompProfile.Validate(); err != nil {
 			return fmt.Errorf("%w: app %s: %w", ErrBadConfig, c.Name, err)
 		}
 	}

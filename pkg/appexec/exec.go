@@ -47,12 +47,9 @@ func ExecRooted(c *Config, rooted func() error) error {
 	if err != nil {
 		return err
 	}
-	var filter *seccomp.Filter
-	if !c.DisableSeccomp {
-		filter = c.Seccomp
-		if filter == nil {
-			filter = seccomp.Default()
-		}
+	filter, err := c.seccompFilter(bound)
+	if err != nil {
+		return fmt.Errorf("app %s: %w", c.Name, err)
 	}
 
 	if err := cgroup.JoinDirs(c.CgroupDirs, 0); err != nil {
@@ -148,6 +145,29 @@ func ExecRooted(c *Config, rooted func() error) error {
 	}
 	err = unix.Exec(path, c.Exec, withPassedSockets(c.Env))
 	return fmt.Errorf("app %s: exec %s: %w", c.Name, path, err)
+}
+
+// seccompFilter compiles the app's filter or profile (nil when seccomp
+// is off) before anything is changed, so that one that does not compile
+// stops the launch cleanly.
+func (c *Config) seccompFilter(bound caps.Set) (*seccomp.Compiled, error) {
+	if c.DisableSeccomp {
+		return nil, nil
+	}
+	if p := c.SeccompProfile; p != nil {
+		// Docker's includes and excludes name the capabilities the
+		// app may hold: with capabilities unrestricted, the launcher's.
+		held := bound
+		if c.DisableCapabilities {
+			held = caps.Bounding()
+		}
+		return p.Compile(held.Names())
+	}
+	f := c.Seccomp
+	if f == nil {
+		f = seccomp.Default()
+	}
+	return f.Compile()
 }
 
 // raiseSysAdmin makes CAP_SYS_ADMIN effective again, if permitted.

@@ -78,6 +78,8 @@ type Settings struct {
 	NoNewPrivileges     bool
 	// Seccomp is the app's filter (the default one when it has none).
 	Seccomp *seccomp.Filter
+	// SeccompProfile, when set, replaces Seccomp.
+	SeccompProfile *seccomp.Profile
 }
 
 // Validate checks every isolator of every app of a pod manifest (after
@@ -90,6 +92,9 @@ func Validate(pm *schema.PodManifest) error {
 		return err
 	}
 	for _, ra := range pm.Apps {
+		if _, err := SeccompProfile(ra.Annotations); err != nil {
+			return fmt.Errorf("app %s: %w", ra.Name, err)
+		}
 		if ra.App == nil {
 			continue
 		}
@@ -98,6 +103,40 @@ func Validate(pm *schema.PodManifest) error {
 		}
 	}
 	return nil
+}
+
+// AnnotationSeccompProfile, on an app of a pod manifest, holds a seccomp
+// profile in the OCI format (JSON; see seccomp.Profile). It replaces the
+// app's seccomp isolators and the default filter: `--seccomp-profile`,
+// the CRI's Localhost profiles. An annotation rather than an isolator,
+// since appc refuses manifests with isolator names it does not know.
+const AnnotationSeccompProfile = "rktng.io/rkt/stage2/seccomp-profile"
+
+// SeccompProfile returns the profile of an app's annotations, nil if it
+// has none.
+func SeccompProfile(a types.Annotations) (*seccomp.Profile, error) {
+	v, ok := a.Get(AnnotationSeccompProfile)
+	if !ok {
+		return nil, nil
+	}
+	p, err := seccomp.ParseProfile([]byte(v))
+	if err != nil {
+		return nil, fmt.Errorf("annotation %s: %w", AnnotationSeccompProfile, err)
+	}
+	return p, nil
+}
+
+// ForRuntimeApp returns the settings of a pod's app running as uid: its
+// isolators', and the seccomp profile of its annotations.
+func ForRuntimeApp(ra *schema.RuntimeApp, uid int) (*Settings, error) {
+	s, err := ForApp(ra.App, uid)
+	if err != nil {
+		return nil, err
+	}
+	if s.SeccompProfile, err = SeccompProfile(ra.Annotations); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // ValidateList checks a list of isolators; where names whose it is
@@ -120,6 +159,7 @@ func (s *Settings) Apply(c *appexec.Config) {
 	c.AmbientCapabilities = append([]string(nil), s.AmbientCapabilities...)
 	c.NoNewPrivileges = s.NoNewPrivileges
 	c.Seccomp = s.Seccomp
+	c.SeccompProfile = s.SeccompProfile
 	c.OOMScoreAdj = s.OOMScoreAdj
 }
 

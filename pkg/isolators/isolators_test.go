@@ -177,3 +177,28 @@ func TestRemoveEverySet(t *testing.T) {
 		t.Fatalf("capabilities after the launcher config's round trip: %#v (a nil set is the default one)", back.Capabilities)
 	}
 }
+
+func TestSeccompProfileAnnotation(t *testing.T) {
+	name := types.MustACIdentifier(AnnotationSeccompProfile)
+	ra := &schema.RuntimeApp{Name: "a", App: &types.App{Exec: types.Exec{"/x"}}}
+	s, err := ForRuntimeApp(ra, 0)
+	if err != nil || s.SeccompProfile != nil {
+		t.Fatalf("without the annotation: %+v %v", s, err)
+	}
+	ra.Annotations.Set(*name, `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mount"],"action":"SCMP_ACT_KILL"}]}`)
+	if s, err = ForRuntimeApp(ra, 0); err != nil || s.SeccompProfile == nil || s.SeccompProfile.Syscalls[0].Names[0] != "mount" {
+		t.Fatalf("with the annotation: %+v %v", s, err)
+	}
+	c := &appexec.Config{}
+	s.Apply(c)
+	if c.SeccompProfile != s.SeccompProfile {
+		t.Fatal("Apply left the profile out")
+	}
+	// A pod manifest with a bad profile is refused at prepare time,
+	// naming the app.
+	ra.Annotations.Set(*name, `{"defaultAction":"SCMP_ACT_SOMETIMES"}`)
+	err = Validate(&schema.PodManifest{Apps: schema.AppList{*ra}})
+	if !errors.Is(err, seccomp.ErrBadProfile) || !strings.Contains(err.Error(), "app a: annotation "+AnnotationSeccompProfile) {
+		t.Fatalf("bad profile: %v", err)
+	}
+}

@@ -226,22 +226,9 @@ func (f *Filter) Allows(name string) (bool, error) {
 	return set[n] == (f.Mode == Retain), nil
 }
 
-// The offsets of struct seccomp_data's fields.
-const (
-	offNr   = 0
-	offArch = 4
-)
-
-func stmt(code uint16, k uint32) unix.SockFilter { return unix.SockFilter{Code: code, K: k} }
-func jump(code uint16, k uint32, jt, jf uint8) unix.SockFilter {
-	return unix.SockFilter{Code: code, Jt: jt, Jf: jf, K: k}
-}
-
-// Program compiles the filter to classic BPF for this architecture. A
-// syscall made with another ABI (32-bit calls on x86-64, the x32 ABI)
-// kills the process: the filter's numbers would mean other calls there.
-// In retain mode execve is always allowed, since the app itself is
-// started through it after the filter is in place.
+// Program compiles the filter to classic BPF for this architecture (see
+// compile). In retain mode execve is always allowed, since the app itself
+// is started through it after the filter is in place.
 func (f *Filter) Program() ([]unix.SockFilter, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
@@ -257,35 +244,11 @@ func (f *Filter) Program() ([]unix.SockFilter, error) {
 		match, other = other, match
 		set[syscallNumbers["execve"]] = true
 	}
-	nums := make([]uint32, 0, len(set))
+	rules := make(map[uint32][]rule, len(set))
 	for n := range set {
-		nums = append(nums, n)
+		rules[n] = []rule{{action: match}}
 	}
-	sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
-
-	prog := []unix.SockFilter{
-		stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offArch),
-		jump(unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K, auditArch, 1, 0),
-		stmt(unix.BPF_RET|unix.BPF_K, unix.SECCOMP_RET_KILL_PROCESS),
-		stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offNr),
-	}
-	if x32Bit != 0 {
-		prog = append(prog,
-			jump(unix.BPF_JMP|unix.BPF_JGE|unix.BPF_K, x32Bit, 0, 1),
-			stmt(unix.BPF_RET|unix.BPF_K, unix.SECCOMP_RET_KILL_PROCESS))
-	}
-	// One compare and one return per syscall keeps every jump short
-	// (classic BPF jumps reach at most 255 instructions).
-	for _, n := range nums {
-		prog = append(prog,
-			jump(unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K, n, 0, 1),
-			stmt(unix.BPF_RET|unix.BPF_K, match))
-	}
-	prog = append(prog, stmt(unix.BPF_RET|unix.BPF_K, other))
-	if len(prog) > 4096 {
-		return nil, fmt.Errorf("seccomp program of %d instructions is too long", len(prog))
-	}
-	return prog, nil
+	return compile(other, rules)
 }
 
 // Install loads the filter on the calling thread, and on the threads it
@@ -293,13 +256,34 @@ func (f *Filter) Program() ([]unix.SockFilter, error) {
 // runtime.LockOSThread and exec from the same thread. Unless
 // no_new_privs is set, the thread needs CAP_SYS_ADMIN.
 func (f *Filter) Install() error {
-	prog, err := f.Program()
+	c, err := f.Compile()
 	if err != nil {
 		return err
 	}
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	_, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog)))
-	runtime.KeepAlive(prog)
+	return c.Install()
+}
+
+// Compile compiles the filter (see Program) for a later Install.
+func (f *Filter) Compile() (*Compiled, error) {
+	prog, err := f.Program()
+	if err != nil {
+		return nil, err
+	}
+	return &Compiled{prog: prog}, nil
+}
+
+// Compiled is a filter or profile compiled for this architecture: what
+// a launcher prepares before it gives up privileges, and installs last.
+type Compiled struct {
+	prog  []unix.SockFilter
+	flags uintptr // seccomp(2) flags
+}
+
+// Install loads the program on the calling thread, as Filter.Install.
+func (c *Compiled) Install() error {
+	fprog := unix.SockFprog{Len: uint16(len(c.prog)), Filter: &c.prog[0]}
+	_, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, c.flags, uintptr(unsafe.Pointer(&fprog)))
+	runtime.KeepAlive(c.prog)
 	if errno != 0 {
 		return fmt.Errorf("install seccomp filter: %w", errno)
 	}

@@ -21,16 +21,27 @@ import (
 const childEnv = "SECCOMP_TEST_FILTER"
 
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(childEnv); spec != "" {
+	spec, profile := os.Getenv(childEnv), os.Getenv(childProfileEnv)
+	if spec != "" || profile != "" {
 		runtime.LockOSThread()
-		var f Filter
-		if err := json.Unmarshal([]byte(spec), &f); err != nil {
-			os.Exit(250)
+		install := func() error {
+			p, err := ParseProfile([]byte(profile))
+			if err != nil {
+				return err
+			}
+			return p.Install(strings.Fields(os.Getenv(childCapsEnv)))
+		}
+		if spec != "" {
+			var f Filter
+			if err := json.Unmarshal([]byte(spec), &f); err != nil {
+				os.Exit(250)
+			}
+			install = f.Install
 		}
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			os.Exit(250)
 		}
-		if err := f.Install(); err != nil {
+		if err := install(); err != nil {
 			os.Stderr.WriteString(err.Error() + "\n")
 			os.Exit(250)
 		}

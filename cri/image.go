@@ -236,9 +236,6 @@ func (s *Server) ImageFsInfo(ctx context.Context, req *runtimeapi.ImageFsInfoReq
 // a dockerAuth file, and the same host in an auth file for images fetched
 // over HTTPS. The caller removes the directory.
 func (s *Server) pullCredentials(ref string, a *runtimeapi.AuthConfig) (string, error) {
-	if a.IdentityToken != "" || a.RegistryToken != "" {
-		return "", status.Error(codes.Unimplemented, "registry tokens in pull credentials are not supported: give a user name and password")
-	}
 	user, pass := a.Username, a.Password
 	if a.Auth != "" {
 		b, err := base64.StdEncoding.DecodeString(a.Auth)
@@ -250,8 +247,17 @@ func (s *Server) pullCredentials(ref string, a *runtimeapi.AuthConfig) (string, 
 			return "", status.Error(codes.InvalidArgument, "auth is not base64 of USER:PASSWORD")
 		}
 	}
-	if user == "" || pass == "" {
-		return "", status.Error(codes.InvalidArgument, "pull credentials need a user name and a password")
+	// Docker's config.json (and so a pull secret) may carry a user name
+	// beside a token ("<token>" with an identity token): the token is
+	// what counts.
+	docker := map[string]string{"user": user, "password": pass}
+	switch {
+	case a.RegistryToken != "":
+		docker = map[string]string{"registryToken": a.RegistryToken}
+	case a.IdentityToken != "":
+		docker = map[string]string{"identityToken": a.IdentityToken}
+	case user == "" || pass == "":
+		return "", status.Error(codes.InvalidArgument, "pull credentials need a user name and a password, an identity token or a registry token")
 	}
 	var hosts []string
 	if r, ok := strings.CutPrefix(fetchRef(ref), "docker://"); ok {
@@ -276,10 +282,18 @@ func (s *Server) pullCredentials(ref string, a *runtimeapi.AuthConfig) (string, 
 	if err != nil {
 		return "", internal(err)
 	}
-	creds := map[string]string{"user": user, "password": pass}
 	files := map[string]any{
-		"docker.json": map[string]any{"rktKind": "dockerAuth", "rktVersion": "v1", "registries": hosts, "credentials": creds},
-		"https.json":  map[string]any{"rktKind": "auth", "rktVersion": "v1", "domains": hosts, "type": "basic", "credentials": creds},
+		"docker.json": map[string]any{"rktKind": "dockerAuth", "rktVersion": "v1", "registries": hosts, "credentials": docker},
+	}
+	// Images fetched over HTTPS from the same host: the same user and
+	// password, or a registry token as an OAuth bearer token (an identity
+	// token means nothing outside a registry's token service).
+	switch {
+	case a.RegistryToken != "":
+		files["https.json"] = map[string]any{"rktKind": "auth", "rktVersion": "v1", "domains": hosts, "type": "oauth",
+			"credentials": map[string]string{"token": a.RegistryToken}}
+	case a.IdentityToken == "":
+		files["https.json"] = map[string]any{"rktKind": "auth", "rktVersion": "v1", "domains": hosts, "type": "basic", "credentials": docker}
 	}
 	if err := os.Mkdir(filepath.Join(dir, "auth.d"), 0o700); err != nil {
 		os.RemoveAll(dir)

@@ -91,10 +91,7 @@ func dockerConfig() (fetch.DockerConfig, error) {
 		return fetch.DockerConfig{}, err
 	}
 	return fetch.DockerConfig{
-		Mirrors: c.DockerMirrorsFor,
-		Credentials: func(registry string) (string, string, bool) {
-			cr, ok := c.DockerCredentials(registry)
-			return cr.User, cr.Password, ok
-		},
+		Mirrors:     c.DockerMirrorsFor,
+		Credentials: c.DockerCredentials,
 	}, nil
 }

@@ -15,8 +15,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/gorilla/websocket"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -279,8 +277,27 @@ func TestCRIPullCredentials(t *testing.T) {
 	if err := pull(&runtimeapi.AuthConfig{Auth: base64.StdEncoding.EncodeToString([]byte("alice:s3cret")), ServerAddress: "http://" + reg.Host + "/"}); err != nil {
 		t.Errorf("pull with auth: %v", err)
 	}
-	if err := pull(&runtimeapi.AuthConfig{IdentityToken: "x"}); status.Code(err) != codes.Unimplemented {
-		t.Errorf("pull with an identity token: %v, want Unimplemented", err)
+	// A registry that takes tokens only: a registry token, or an identity
+	// token that its token service exchanges (the user name Docker puts
+	// beside one does not matter).
+	treg := newDkTokenRegistry(t, nil, "bearer-5d1e", "refresh-77ab")
+	treg.push("private/inspect:v1", inspectDockerImage(t))
+	timg := &runtimeapi.ImageSpec{Image: treg.Host + "/private/inspect:v1"}
+	for _, c := range []struct {
+		auth *runtimeapi.AuthConfig
+		ok   bool
+	}{
+		{&runtimeapi.AuthConfig{RegistryToken: "expired"}, false},
+		{&runtimeapi.AuthConfig{RegistryToken: "bearer-5d1e"}, true},
+		{&runtimeapi.AuthConfig{Username: "<token>", IdentityToken: "refresh-77ab"}, true},
+	} {
+		_, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: timg, Auth: c.auth})
+		if (err == nil) != c.ok {
+			t.Errorf("pull with %+v: %v", c.auth, err)
+		}
+	}
+	if treg.count("POST", "/token") == 0 {
+		t.Error("the identity token was not exchanged at the token service")
 	}
 	if st, err := is.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: img}); err != nil || st.Image == nil {
 		t.Errorf("ImageStatus after the pull: %v %v", st, err)

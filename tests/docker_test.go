@@ -15,6 +15,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"io/fs"
 	"log"
@@ -106,6 +107,10 @@ type dkRegistry struct {
 	ca   *dkCA // nil: plain HTTP
 	user string
 	pass string
+	// With bearer set (newDkTokenRegistry), every request needs that
+	// bearer token; /token is the registry's token service, which gives
+	// it in exchange for the OAuth2 refresh token refresh.
+	bearer, refresh string
 
 	mu       sync.Mutex
 	requests []string // "METHOD /path"
@@ -122,6 +127,23 @@ func newDkRegistry(t *testing.T, ca *dkCA, user, pass string) *dkRegistry {
 		r.mu.Lock()
 		r.requests = append(r.requests, req.Method+" "+req.URL.Path)
 		r.mu.Unlock()
+		if r.bearer != "" {
+			if req.URL.Path == "/token" {
+				r.token(w, req)
+				return
+			}
+			if req.Header.Get("Authorization") != "Bearer "+r.bearer {
+				scheme := "http"
+				if r.ca != nil {
+					scheme = "https"
+				}
+				w.Header().Set("WWW-Authenticate", `Bearer realm="`+scheme+"://"+r.Host+`/token",service="rkt-test"`)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+				return
+			}
+		}
 		if r.user != "" {
 			u, p, ok := req.BasicAuth()
 			if !ok || u != r.user || p != r.pass {
@@ -152,6 +174,29 @@ func newDkRegistry(t *testing.T, ca *dkCA, user, pass string) *dkRegistry {
 	return r
 }
 
+// newDkTokenRegistry starts a registry (TLS with a certificate from ca)
+// that takes bearer tokens only: bearer itself, or what its token service
+// gives for the refresh token.
+func newDkTokenRegistry(t *testing.T, ca *dkCA, bearer, refresh string) *dkRegistry {
+	r := newDkRegistry(t, ca, "", "")
+	r.mu.Lock()
+	r.bearer, r.refresh = bearer, refresh
+	r.mu.Unlock()
+	return r
+}
+
+// token answers the OAuth2 refresh-token grant of Docker's token
+// specification; every other request for a token is refused.
+func (r *dkRegistry) token(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPost || req.ParseForm() != nil || req.PostForm.Get("grant_type") != "refresh_token" ||
+		req.PostForm.Get("refresh_token") != r.refresh || req.PostForm.Get("service") != "rkt-test" {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"access_token": %q, "expires_in": 300}`, r.bearer)
+}
+
 func (r *dkRegistry) remoteOpts() []remote.Option {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if r.ca != nil {
@@ -160,6 +205,9 @@ func (r *dkRegistry) remoteOpts() []remote.Option {
 	opts := []remote.Option{remote.WithTransport(tr)}
 	if r.user != "" {
 		opts = append(opts, remote.WithAuth(&authn.Basic{Username: r.user, Password: r.pass}))
+	}
+	if r.bearer != "" {
+		opts = append(opts, remote.WithAuth(authn.FromConfig(authn.AuthConfig{RegistryToken: r.bearer})))
 	}
 	return opts
 }
@@ -533,6 +581,47 @@ func TestDockerRegistryAuth(t *testing.T) {
 	write("s3cret")
 	id := e.mustRkt("fetch", "--full", ref)
 	checkRootfs(t, e.render(id))
+}
+
+// TestDockerRegistryTokens: beyond rkt, dockerAuth credentials may be a
+// registry token (sent as a bearer token) or an identity token (an OAuth2
+// refresh token, exchanged at the registry's token service), as Docker's
+// config.json and Kubernetes pull secrets carry them.
+func TestDockerRegistryTokens(t *testing.T) {
+	ca := newDkCA(t)
+	reg := newDkTokenRegistry(t, ca, "bearer-7f3a", "refresh-91c2")
+	digest := reg.push("private/app:1", layeredImage(t, false))
+	ref := "docker://" + reg.Host + "/private/app@" + digest
+	write := func(e *dkEnv, creds string) {
+		t.Helper()
+		authd := filepath.Join(e.LocalConfig, "auth.d")
+		if err := os.MkdirAll(authd, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		body := `{"rktKind":"dockerAuth","rktVersion":"v1","registries":["` + reg.Host + `"],"credentials":` + creds + `}`
+		if err := os.WriteFile(filepath.Join(authd, "registry.json"), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	e := newDkEnv(t, ca)
+	e.mustRefuse("401 Unauthorized (no dockerAuth credentials for "+reg.Host+" in any auth.d)", "fetch", ref)
+	write(e, `{"registryToken":"stale"}`)
+	e.mustRefuse("were refused", "fetch", ref)
+	write(e, `{"registryToken":"bearer-7f3a"}`)
+	checkRootfs(t, e.render(e.mustRkt("fetch", "--full", ref)))
+	if n := reg.count("POST", "/token"); n != 0 {
+		t.Errorf("a registry token went to the token service (%d requests)", n)
+	}
+
+	e = newDkEnv(t, ca)
+	write(e, `{"identityToken":"refresh-00"}`)
+	e.mustRefuse("were refused", "fetch", ref)
+	write(e, `{"identityToken":"refresh-91c2"}`)
+	checkRootfs(t, e.render(e.mustRkt("fetch", "--full", ref)))
+	if n := reg.count("POST", "/token"); n == 0 {
+		t.Error("the identity token was not exchanged at the token service")
+	}
 }
 
 // TestDockerMirror: a registry's mirror, configured in docker.d, serves

@@ -43,6 +43,19 @@ type BasicCredentials struct {
 	Password string `json:"password"`
 }
 
+// RegistryCredentials are a Docker registry's credentials (rktKind
+// dockerAuth): a user name and password, as rkt had them, or (beyond rkt)
+// one of the tokens Docker's config.json and Kubernetes pull secrets
+// carry: IdentityToken, an OAuth2 refresh token that the registry's token
+// service exchanges for access, or RegistryToken, a bearer token sent as
+// it is.
+type RegistryCredentials struct {
+	User          string `json:"user,omitempty"`
+	Password      string `json:"password,omitempty"`
+	IdentityToken string `json:"identityToken,omitempty"`
+	RegistryToken string `json:"registryToken,omitempty"`
+}
+
 // Auth types of rktKind "auth".
 const (
 	AuthBasic = "basic"
@@ -93,7 +106,7 @@ type Config struct {
 	// Auth maps a domain (host or host:port, lower case) to its credentials.
 	Auth map[string]Auth
 	// DockerAuth maps a registry host to its credentials.
-	DockerAuth map[string]BasicCredentials
+	DockerAuth map[string]RegistryCredentials
 	// DockerMirrors maps a registry host to the hosts tried, in order,
 	// before it (docker.d, rktKind dockerMirrors).
 	DockerMirrors map[string][]string
@@ -114,7 +127,7 @@ func (e *FileError) Unwrap() []error {
 
 // Load reads and merges the directories in d.
 func Load(d Dirs) (*Config, error) {
-	c := &Config{Auth: map[string]Auth{}, DockerAuth: map[string]BasicCredentials{}, DockerMirrors: map[string][]string{}}
+	c := &Config{Auth: map[string]Auth{}, DockerAuth: map[string]RegistryCredentials{}, DockerMirrors: map[string][]string{}}
 	for _, dir := range []string{d.System, d.Local, d.User} {
 		if dir == "" {
 			continue
@@ -139,8 +152,8 @@ type authFile struct {
 }
 
 type dockerAuthFile struct {
-	Registries  []string          `json:"registries"`
-	Credentials *BasicCredentials `json:"credentials"`
+	Registries  []string             `json:"registries"`
+	Credentials *RegistryCredentials `json:"credentials"`
 }
 
 // dockerMirrorsFile is rktKind "dockerMirrors", a kind rkt did not have:
@@ -283,8 +296,8 @@ func (c *Config) loadFile(file string, kinds []string, st *dirState) error {
 		if len(a.Registries) == 0 {
 			return bad("registries must list at least one registry")
 		}
-		if a.Credentials == nil || a.Credentials.User == "" || a.Credentials.Password == "" {
-			return bad("credentials need a non-empty user and password")
+		if err := a.Credentials.check(); err != nil {
+			return bad("%v", err)
 		}
 		return eachRegistry(a.Registries, st.docker, file, func(r string) { c.DockerAuth[r] = *a.Credentials })
 	case "dockerMirrors":
@@ -500,7 +513,7 @@ var dockerHub = []string{"registry-1.docker.io", "index.docker.io", "docker.io"}
 
 // DockerCredentials returns the credentials configured for a Docker
 // registry host (with an optional port).
-func (c *Config) DockerCredentials(registry string) (BasicCredentials, bool) {
+func (c *Config) DockerCredentials(registry string) (RegistryCredentials, bool) {
 	return forRegistry(c.DockerAuth, registry)
 }
 
@@ -529,4 +542,32 @@ func forRegistry[V any](m map[string]V, registry string) (V, bool) {
 	}
 	var zero V
 	return zero, false
+}
+
+// check wants exactly one kind of credentials: a user and password, an
+// identity token or a registry token.
+func (r *RegistryCredentials) check() error {
+	if r == nil {
+		return errors.New("credentials need a non-empty user and password, an identityToken or a registryToken")
+	}
+	kinds := 0
+	if r.User != "" || r.Password != "" {
+		if r.User == "" || r.Password == "" {
+			return errors.New("credentials need a non-empty user and password")
+		}
+		kinds++
+	}
+	if r.IdentityToken != "" {
+		kinds++
+	}
+	if r.RegistryToken != "" {
+		kinds++
+	}
+	switch kinds {
+	case 0:
+		return errors.New("credentials need a non-empty user and password, an identityToken or a registryToken")
+	case 1:
+		return nil
+	}
+	return errors.New("credentials give more than one of user and password, identityToken and registryToken")
 }

@@ -109,6 +109,30 @@ func TestDockerAuth(t *testing.T) {
 	}
 }
 
+// Beyond rkt, a registry's credentials may be a token, as in Docker's
+// config.json; rkt config prints them back in the same form.
+func TestDockerAuthTokens(t *testing.T) {
+	d := dirs(t)
+	write(t, d.Local, "auth.d/tokens.json", `{"rktKind": "dockerAuth", "rktVersion": "v1",
+		"registries": ["ghcr.io"], "credentials": {"registryToken": "bearer-1"}}`)
+	write(t, d.Local, "auth.d/refresh.json", `{"rktKind": "dockerAuth", "rktVersion": "v1",
+		"registries": ["myregistry.azurecr.io"], "credentials": {"identityToken": "refresh-1"}}`)
+	c, err := Load(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr, ok := c.DockerCredentials("ghcr.io"); !ok || cr != (RegistryCredentials{RegistryToken: "bearer-1"}) {
+		t.Errorf("ghcr.io: %+v %v", cr, ok)
+	}
+	if cr, ok := c.DockerCredentials("myregistry.azurecr.io"); !ok || cr != (RegistryCredentials{IdentityToken: "refresh-1"}) {
+		t.Errorf("azurecr: %+v %v", cr, ok)
+	}
+	b, _ := json.Marshal(c.Entries())
+	if !strings.Contains(string(b), `"credentials":{"registryToken":"bearer-1"}`) || !strings.Contains(string(b), `"credentials":{"identityToken":"refresh-1"}`) {
+		t.Errorf("entries: %s", b)
+	}
+}
+
 func TestPathsAndStage1OverridePerField(t *testing.T) {
 	d := dirs(t)
 	write(t, d.System, "paths.d/paths.json", `{"rktKind": "paths", "rktVersion": "v1", "data": "/opt/rkt/data", "stage1-images": "/usr/lib/rkt/s1"}`)
@@ -186,7 +210,9 @@ func TestBadFilesNameTheFileAndProblem(t *testing.T) {
 		{"empty pw", "auth.d/x.json", `{"rktKind": "auth", "rktVersion": "v1", "domains": ["a"], "type": "basic", "credentials": {"user": "u"}}`, "non-empty user and password"},
 		{"bad type", "auth.d/x.json", `{"rktKind": "auth", "rktVersion": "v1", "domains": ["a"], "type": "digest", "credentials": {}}`, `unknown auth type "digest"`},
 		{"url domain", "auth.d/x.json", `{"rktKind": "auth", "rktVersion": "v1", "domains": ["https://a/"], "type": "oauth", "credentials": {"token": "t"}}`, "invalid domain"},
-		{"docker creds", "auth.d/x.json", `{"rktKind": "dockerAuth", "rktVersion": "v1", "registries": ["quay.io"]}`, "non-empty user and password"},
+		{"docker creds", "auth.d/x.json", `{"rktKind": "dockerAuth", "rktVersion": "v1", "registries": ["quay.io"]}`, "non-empty user and password, an identityToken or a registryToken"},
+		{"docker half", "auth.d/x.json", `{"rktKind": "dockerAuth", "rktVersion": "v1", "registries": ["quay.io"], "credentials": {"password": "p"}}`, "non-empty user and password"},
+		{"docker two", "auth.d/x.json", `{"rktKind": "dockerAuth", "rktVersion": "v1", "registries": ["quay.io"], "credentials": {"user": "u", "password": "p", "registryToken": "t"}}`, "more than one of"},
 		{"relative", "paths.d/x.json", `{"rktKind": "paths", "rktVersion": "v1", "data": "rel/dir"}`, "must be an absolute path"},
 		{"half stage1", "stage1.d/x.json", `{"rktKind": "stage1", "rktVersion": "v1", "name": "a.com/s1"}`, "name and version must be set together"},
 		{"location", "stage1.d/x.json", `{"rktKind": "stage1", "rktVersion": "v1", "location": "ftp://x"}`, "neither an absolute path"},

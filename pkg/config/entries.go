@@ -14,10 +14,10 @@ type authEntry struct {
 }
 
 type dockerAuthEntry struct {
-	Version     string           `json:"rktVersion"`
-	Kind        string           `json:"rktKind"`
-	Registries  []string         `json:"registries"`
-	Credentials BasicCredentials `json:"credentials"`
+	Version     string              `json:"rktVersion"`
+	Kind        string              `json:"rktKind"`
+	Registries  []string            `json:"registries"`
+	Credentials RegistryCredentials `json:"credentials"`
 }
 
 type dockerMirrorsEntry struct {

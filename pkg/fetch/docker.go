@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/rktng/rkt/pkg/config"
 	"github.com/rktng/rkt/pkg/ociconv"
 	"github.com/rktng/rkt/store"
 )
@@ -42,10 +43,10 @@ var (
 // registry credentials (auth.d, rktKind dockerAuth, read by pkg/config)
 // and mirrors (docker.d, rktKind dockerMirrors).
 type DockerConfig struct {
-	// Credentials returns the basic-auth user and password for a registry
-	// host ("127.0.0.1:5000", "index.docker.io"); ok is false when auth.d
-	// has none.
-	Credentials func(registry string) (user, password string, ok bool)
+	// Credentials returns the credentials for a registry host
+	// ("127.0.0.1:5000", "index.docker.io"); ok is false when auth.d has
+	// none.
+	Credentials func(registry string) (creds config.RegistryCredentials, ok bool)
 	// Mirrors returns the hosts to try, in order, before a registry
 	// host itself (docker.d, read by pkg/config); nil for none.
 	Mirrors func(registry string) []string
@@ -164,8 +165,9 @@ func (f *Fetcher) pullDocker(ctx context.Context, orig string, ref, at name.Refe
 	}
 	hasCreds := false
 	if c := f.cfg.Docker.Credentials; c != nil {
-		if user, pass, ok := c(host); ok {
-			opts = append(opts, remote.WithAuth(&authn.Basic{Username: user, Password: pass}))
+		if cr, ok := c(host); ok {
+			opts = append(opts, remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: cr.User, Password: cr.Password,
+				IdentityToken: cr.IdentityToken, RegistryToken: cr.RegistryToken})))
 			hasCreds = true
 		}
 	}

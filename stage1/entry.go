@@ -112,7 +112,8 @@ func GC(ctx context.Context, args []string, stderr io.Writer) int {
 // Enter is the enter entrypoint (`enter --pid=N --appname=A -- CMD...`,
 // in the pod directory and its mount namespace): the command joins the
 // app's namespaces, root and cgroups with exactly the app's identity,
-// capabilities, no_new_privs and seccomp filter (pkg/appexec.Enter).
+// capabilities, no_new_privs and seccomp filter (pkg/appexec.Enter); the
+// image's nsenter takes it into the user namespace of a --private-users pod.
 func Enter(args []string, stderr io.Writer) int {
 	var podPID int
 	var app string
@@ -155,7 +156,8 @@ func Enter(args []string, stderr io.Writer) int {
 		cmd = []string{"/bin/sh"}
 	}
 	cfg.Exec = cmd
-	code, err := appexec.Enter(appexec.EnterConfig{PID: pid, App: *cfg})
+	code, err := appexec.Enter(appexec.EnterConfig{PID: pid, App: *cfg,
+		Nsenter: imageCommand(context.Background(), s1, "nsenter", nil).Args})
 	if err != nil {
 		fmt.Fprintf(stderr, "enter: %v\n", err)
 		return ExitLaunchFailed

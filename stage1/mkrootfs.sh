@@ -1,7 +1,8 @@
 #!/bin/sh
 # mkrootfs.sh ROOTFS STAGE1BIN: fills ROOTFS with the stage1's own multi-call
 # binary and the host's systemd programs (from the installed Debian packages
-# systemd and systemd-container) with exactly the shared libraries they load,
+# systemd and systemd-container) and util-linux's nsenter (the way into apps
+# of --private-users pods) with exactly the shared libraries they load,
 # and prints the systemd version it took. The tree is merged-/usr like
 # Debian's, so the binaries find their loader and libraries at the same
 # paths as on the build host.
@@ -23,7 +24,8 @@ systemd:/lib/systemd/systemd
 systemd:/lib/systemd/systemd-journald
 systemd:/lib/systemd/systemd-shutdown
 systemd:/bin/systemctl
-systemd:/bin/journalctl"
+systemd:/bin/journalctl
+util-linux:/usr/bin/nsenter"
 libs=""
 for p in $progs; do
 	pkg=${p%%:*} path=${p#*:}

@@ -18,8 +18,8 @@ import (
 )
 
 // ErrEnterUserNS: the target runs in a user namespace of its own, which a
-// Go process (always multi-threaded) cannot join; entering it without
-// would run the command as the host's root.
+// Go process (always multi-threaded) cannot join, and no EnterConfig.Nsenter
+// was given; entering it without would run the command as the host's root.
 var ErrEnterUserNS = errors.New("cannot enter an app in a private user namespace")
 
 // EnterConfig says which app process to enter and what to run there.
@@ -36,6 +36,13 @@ type EnterConfig struct {
 	// Stdin, Stdout, Stderr default to the caller's.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Nsenter is the command line (program and leading arguments) of
+	// util-linux's nsenter: the way into an app whose pod has a user
+	// namespace of its own (--private-users), since setns(2) refuses to
+	// move a multithreaded process, as every Go process is, into a user
+	// namespace. nsenter, single-threaded C, joins them all and starts
+	// this binary inside. Without it such an app is refused.
+	Nsenter []string
 }
 
 // The namespaces an entered command joins, in the order they are joined;
@@ -58,6 +65,10 @@ var enterNamespaces = []struct {
 // it before main runs, in any binary that links this package.
 const enterChildArg0 = "rkt-appexec-enter"
 
+// enterChildEnv marks the same child when nsenter starts it (as
+// /proc/self/fd/N, with no say over its argv[0]).
+const enterChildEnv = "_RKT_APPEXEC_ENTER"
+
 // Fds passed to the re-executed child.
 const (
 	enterConfigFd = 3
@@ -65,7 +76,7 @@ const (
 )
 
 func init() {
-	if len(os.Args) > 0 && os.Args[0] == enterChildArg0 {
+	if len(os.Args) > 0 && os.Args[0] == enterChildArg0 || os.Getenv(enterChildEnv) == "1" {
 		os.Exit(enterChild())
 	}
 }
@@ -83,7 +94,8 @@ func init() {
 // with setns, and forks a fresh copy of this binary from there, which
 // therefore starts inside all of them, including the PID namespace that
 // setns only applies to children. That copy chroots into the app's root
-// (passed as an fd) and calls Exec.
+// (passed as an fd) and calls Exec. An app in a user namespace of its own
+// is entered through nsenter instead (see EnterConfig.Nsenter).
 func Enter(ec EnterConfig) (int, error) {
 	cfg := ec.App
 	cfg.Rootfs = ""
@@ -101,8 +113,12 @@ func Enter(ec EnterConfig) (int, error) {
 		return 0, fmt.Errorf("%w: enter needs the app's PID", ErrBadConfig)
 	}
 	proc := filepath.Join("/proc", strconv.Itoa(ec.PID))
-	if err := checkUserNS(proc); err != nil {
-		return 0, err
+	sameUser, err := sameNS(proc, "user")
+	if err != nil {
+		return 0, fmt.Errorf("enter: %w", err)
+	}
+	if !sameUser && len(ec.Nsenter) == 0 {
+		return 0, ErrEnterUserNS
 	}
 	// Cgroups first, while the host's cgroup filesystem is in view; the
 	// child inherits them.
@@ -122,6 +138,7 @@ func Enter(ec EnterConfig) (int, error) {
 		}
 	}()
 	var nsFlags []int
+	var nsNames []string
 	for _, ns := range enterNamespaces {
 		same, err := sameNS(proc, ns.name)
 		if err != nil {
@@ -139,6 +156,15 @@ func Enter(ec EnterConfig) (int, error) {
 		}
 		nsFiles = append(nsFiles, f)
 		nsFlags = append(nsFlags, ns.flag)
+		nsNames = append(nsNames, ns.name)
+	}
+
+	var exe *os.File
+	if !sameUser {
+		if exe, err = os.Open("/proc/self/exe"); err != nil {
+			return 0, fmt.Errorf("enter: %w", err)
+		}
+		defer exe.Close()
 	}
 
 	cfgR, cfgW, err := os.Pipe()
@@ -170,41 +196,26 @@ func Enter(ec EnterConfig) (int, error) {
 	donec := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		fail := func(err error) {
-			startedc <- result{err: err}
-			close(donec)
+		var cmd *exec.Cmd
+		var err error
+		if sameUser {
+			cmd, err = joinAndFork(nsFiles, nsFlags, cfgR, root)
+		} else {
+			cmd = nsenterCommand(ec.Nsenter, ec.PID, nsNames, cfgR, root, exe)
 		}
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			fail(fmt.Errorf("enter: unshare filesystem attributes: %w", err))
-			return
-		}
-		for i, f := range nsFiles {
-			if err := unix.Setns(int(f.Fd()), nsFlags[i]); err != nil {
-				fail(fmt.Errorf("enter: join %s: %w", f.Name(), err))
-				return
+		if err == nil {
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+			if err = cmd.Start(); err != nil {
+				err = fmt.Errorf("enter: start in the app's namespaces (is /proc mounted there?): %w", err)
 			}
 		}
-		cmd := &exec.Cmd{
-			// Resolved in the app's mount namespace, by the child,
-			// which is in the app's PID namespace: its own executable.
-			Path:       "/proc/self/exe",
-			Args:       []string{enterChildArg0},
-			Env:        []string{},
-			Stdin:      stdin,
-			Stdout:     stdout,
-			Stderr:     stderr,
-			ExtraFiles: []*os.File{cfgR, root},
-			// No Pdeathsig here: Go's child checks that getppid() is
-			// unchanged after setting it, and in the app's PID
-			// namespace the parent is invisible (0), so it would kill
-			// itself. enterChild sets it instead.
-		}
-		if err := cmd.Start(); err != nil {
-			fail(fmt.Errorf("enter: start in the app's namespaces (is /proc mounted there?): %w", err))
+		if err != nil {
+			startedc <- result{err: err}
+			close(donec)
 			return
 		}
 		startedc <- result{cmd: cmd}
-		err := cmd.Wait()
+		err = cmd.Wait()
 		var ee *exec.ExitError
 		switch {
 		case errors.As(err, &ee):
@@ -246,6 +257,60 @@ func Enter(ec EnterConfig) (int, error) {
 	}
 }
 
+// joinAndFork moves the calling thread (locked, and never unlocked: it is
+// thrown away) into the namespaces and returns the command that starts a
+// fresh copy of this binary from there, inside all of them.
+func joinAndFork(nsFiles []*os.File, nsFlags []int, cfgR, root *os.File) (*exec.Cmd, error) {
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return nil, fmt.Errorf("enter: unshare filesystem attributes: %w", err)
+	}
+	for i, f := range nsFiles {
+		if err := unix.Setns(int(f.Fd()), nsFlags[i]); err != nil {
+			return nil, fmt.Errorf("enter: join %s: %w", f.Name(), err)
+		}
+	}
+	return &exec.Cmd{
+		// Resolved in the app's mount namespace, by the child, which is
+		// in the app's PID namespace: its own executable.
+		Path:       "/proc/self/exe",
+		Args:       []string{enterChildArg0},
+		Env:        []string{},
+		ExtraFiles: []*os.File{cfgR, root},
+		// No Pdeathsig here: Go's child checks that getppid() is
+		// unchanged after setting it, and in the app's PID namespace
+		// the parent is invisible (0), so it would kill itself.
+		// enterChild sets it instead.
+	}, nil
+}
+
+// nsenterCommand returns the command by which nsenter joins the user
+// namespace of process pid and then the other namespaces named (it owns
+// them, so they must come after it), forks into the PID namespace and
+// starts this binary there, which nsenter reaches through an inherited
+// descriptor, exe (its path on the host means nothing in the app's mount
+// namespace). nsenter makes the command root of the user namespace, with
+// every capability there: enterChild then drops to the app's own.
+func nsenterCommand(nsenter []string, pid int, names []string, cfgR, root, exe *os.File) *exec.Cmd {
+	args := append(append([]string{}, nsenter...), "--target="+strconv.Itoa(pid), "--user")
+	for _, n := range names {
+		if n == "mnt" {
+			n = "mount"
+		}
+		args = append(args, "--"+n)
+	}
+	args = append(args, "--", "/proc/self/fd/5")
+	return &exec.Cmd{
+		Path:       nsenter[0],
+		Args:       args,
+		Env:        []string{enterChildEnv + "=1"},
+		ExtraFiles: []*os.File{cfgR, root, exe},
+		// The forking thread waits for nsenter: when rkt enter dies,
+		// nsenter does, and its child (which enterChild gave a parent-
+		// death signal) with it.
+		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	}
+}
+
 // sameNS reports whether process proc is in the caller's namespace name.
 func sameNS(proc, name string) (bool, error) {
 	var a, b unix.Stat_t
@@ -256,17 +321,6 @@ func sameNS(proc, name string) (bool, error) {
 		return false, &os.PathError{Op: "stat", Path: "/proc/self/ns/" + name, Err: err}
 	}
 	return a.Dev == b.Dev && a.Ino == b.Ino, nil
-}
-
-func checkUserNS(proc string) error {
-	same, err := sameNS(proc, "user")
-	if err != nil {
-		return fmt.Errorf("enter: %w", err)
-	}
-	if !same {
-		return ErrEnterUserNS
-	}
-	return nil
 }
 
 // enterChild runs in the re-executed binary inside the app's namespaces:

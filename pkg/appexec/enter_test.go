@@ -174,3 +174,41 @@ func TestEnterRefusesUserNS(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }
+
+// With nsenter (util-linux's, here the host's), a process in a user
+// namespace of its own is entered: the command runs in that namespace as
+// its root, with the app's capabilities.
+func TestEnterUserNSThroughNsenter(t *testing.T) {
+	needRoot(t)
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		t.Skip("needs nsenter")
+	}
+	// A user namespace as a pod's: root mapped to an unprivileged range,
+	// setgroups allowed; and PID and mount namespaces of its own.
+	cmd := exec.Command("sleep", "100")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:                 syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: 200000, Size: 65536}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: 200000, Size: 65536}},
+		GidMappingsEnableSetgroups: true,
+	}
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	pid := cmd.Process.Pid
+	want, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runEnter(t, EnterConfig{PID: pid, Nsenter: []string{nsenter},
+		App: Config{Exec: []string{"/bin/sh", "-c", "readlink /proc/self/ns/user; id -u; grep CapBnd /proc/self/status; cat /proc/self/uid_map"},
+			Capabilities: []string{"CAP_KILL"}, DisablePaths: true}})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.HasPrefix(out, want+"\n0\n") || !strings.Contains(out, "CapBnd:\t0000000000000020\n") || !strings.Contains(out, " 200000 ") {
+		t.Fatalf("want the target's user namespace %s as root with CAP_KILL only, got %q", want, out)
+	}
+}

@@ -138,8 +138,12 @@ func (lf *logFollower) reopen() error {
 type journalRecord struct {
 	Message  json.RawMessage `json:"MESSAGE"`
 	Priority string          `json:"PRIORITY"`
-	Realtime string          `json:"__REALTIME_TIMESTAMP"`
-	Cursor   string          `json:"__CURSOR"`
+	// LineBreak is journald's reason for ending the record: "line-max"
+	// when a line longer than its LineMax (48 KiB) was cut there, which
+	// the app's tee arranges (stage1's journalLines).
+	LineBreak string `json:"_LINE_BREAK"`
+	Realtime  string `json:"__REALTIME_TIMESTAMP"`
+	Cursor    string `json:"__CURSOR"`
 }
 
 // stream is the CRI stream name of the record: see logFollower.
@@ -148,6 +152,15 @@ func (r journalRecord) stream() string {
 		return "stderr"
 	}
 	return "stdout"
+}
+
+// tag is the CRI log tag of the record: P for a piece of a longer line,
+// which the kubelet joins to what follows, F for a line's last part.
+func (r journalRecord) tag() string {
+	if r.LineBreak == "line-max" {
+		return "P"
+	}
+	return "F"
 }
 
 func (r journalRecord) text() string {
@@ -193,7 +206,7 @@ func (s *Server) follow(ctx context.Context, c *container, lf *logFollower) {
 		if err != nil {
 			continue
 		}
-		line := time.UnixMicro(us).UTC().Format(time.RFC3339Nano) + " " + r.stream() + " F " + r.text() + "\n"
+		line := time.UnixMicro(us).UTC().Format(time.RFC3339Nano) + " " + r.stream() + " " + r.tag() + " " + r.text() + "\n"
 		lf.mu.Lock()
 		_, werr := lf.f.WriteString(line)
 		lf.mu.Unlock()

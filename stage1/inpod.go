@@ -303,9 +303,17 @@ func Tee(args []string) int {
 	return 0
 }
 
-// journalLineMax is where a line with no end is cut, as journald's own
-// LineMax (48 KiB) would.
+// journalLineMax is where a long line is cut, priority prefix included:
+// the pod's journald has it as LineMax (journaldConf), so a piece of
+// exactly this length, sent without a newline, fills journald's line
+// buffer and is recorded with _LINE_BREAK=line-max, which rkt-cri turns
+// into the CRI's partial-line tag. (A whole line of exactly this length
+// is recorded so too: journald cannot tell it from a piece.)
 const journalLineMax = 48 << 10
+
+// journalPiecesMax bounds the pieces of one long line held back until
+// the line ends (see journalLines.pieces).
+const journalPiecesMax = 256 << 10
 
 // journalLines writes an output stream to the journal stream in whole
 // lines, each with its stream's priority prefix, under mu (shared with the
@@ -318,8 +326,13 @@ type journalLines struct {
 	// a terminal's line discipline adds.
 	stripCR bool
 	line    []byte // the unfinished line, prefix included
-	out     []byte // reused for the whole lines of one add
-	broken  bool   // the journal went away
+	// pieces are the cut pieces of the unfinished line, held back until
+	// it ends (up to journalPiecesMax), so that they reach the journal
+	// together: the other stream's lines then fall between lines, not
+	// inside one.
+	pieces []byte
+	out    []byte // reused for the whole lines of one add
+	broken bool   // the journal went away
 }
 
 func (j *journalLines) add(p []byte) {
@@ -329,7 +342,7 @@ func (j *journalLines) add(p []byte) {
 			j.line = append(j.line, j.prefix...)
 		}
 		i := bytes.IndexByte(p, '\n')
-		if i < 0 || i >= journalLineMax {
+		if i < 0 || len(j.line)+i >= journalLineMax {
 			n := len(p)
 			if room := journalLineMax - len(j.line); n > room {
 				n = room
@@ -337,9 +350,12 @@ func (j *journalLines) add(p []byte) {
 			j.line = append(j.line, p[:n]...)
 			p = p[n:]
 			if len(j.line) >= journalLineMax {
-				out = append(out, j.line...)
-				out = append(out, '\n')
+				j.pieces = append(j.pieces, j.line...)
 				j.line = j.line[:0]
+				if len(j.pieces) >= journalPiecesMax {
+					out = append(out, j.pieces...)
+					j.pieces = j.pieces[:0]
+				}
 			}
 			continue
 		}
@@ -348,7 +364,8 @@ func (j *journalLines) add(p []byte) {
 		if n := len(j.line); j.stripCR && n >= 2 && j.line[n-2] == '\r' {
 			j.line = append(j.line[:n-2], '\n')
 		}
-		out = append(out, j.line...)
+		out = append(append(out, j.pieces...), j.line...)
+		j.pieces = j.pieces[:0]
 		j.line = j.line[:0]
 	}
 	j.flush(out)
@@ -357,10 +374,12 @@ func (j *journalLines) add(p []byte) {
 
 // close writes what is left of an unfinished line.
 func (j *journalLines) close() {
+	out := j.pieces
 	if len(j.line) > 0 {
-		j.flush(append(j.line, '\n'))
-		j.line = nil
+		out = append(append(out, j.line...), '\n')
 	}
+	j.flush(out)
+	j.pieces, j.line = nil, nil
 }
 
 func (j *journalLines) flush(b []byte) {

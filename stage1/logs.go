@@ -114,7 +114,9 @@ func Logs(ctx context.Context, c LogsConfig, stdout, stderr io.Writer) error {
 	if journal == "" {
 		return ErrNoJournal
 	}
-	args := []string{"--no-pager", "--quiet", "--directory=" + journal}
+	// --all: journalctl would otherwise print a long line's MESSAGE as
+	// null in JSON (over 4 KiB) and a binary one as a placeholder.
+	args := []string{"--no-pager", "--quiet", "--all", "--directory=" + journal}
 	switch {
 	case c.Output != "":
 		args = append(args, "--output="+c.Output)

@@ -26,13 +26,46 @@ func TestJournalLines(t *testing.T) {
 		t.Fatalf("journal got\n%q\nwant\n%q", out.String(), want)
 	}
 
-	// A line with no end is cut where journald would cut it.
+	// A long line is cut into pieces of exactly journald's LineMax,
+	// prefix included and no newline, which journald records as cut.
 	out.Reset()
 	long := &journalLines{w: &out, mu: &mu, prefix: []byte("<6>")}
 	long.add([]byte(strings.Repeat("x", journalLineMax+10) + "\nafter\n"))
 	long.close()
-	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	if len(lines) != 3 || len(lines[0]) != journalLineMax || lines[1] != "<6>"+strings.Repeat("x", 13) || lines[2] != "<6>after" {
-		t.Fatalf("long line: %d lines, first %d bytes, then %q", len(lines), len(lines[0]), lines[1:])
+	want = "<6>" + strings.Repeat("x", journalLineMax-3) + "<6>" + strings.Repeat("x", 13) + "\n<6>after\n"
+	if out.String() != want {
+		t.Fatalf("long line: got %d bytes, want %d; after the first piece: %q", out.Len(), len(want), out.String()[min(out.Len(), journalLineMax):])
+	}
+}
+
+// The pieces of a long line are held back until it ends, so the other
+// stream's lines come between lines, never inside one; a line begun in
+// one read and ended in another is cut where journald cuts.
+func TestJournalLinesKeepPiecesTogether(t *testing.T) {
+	var out bytes.Buffer
+	var mu sync.Mutex
+	stdout := &journalLines{w: &out, mu: &mu, prefix: []byte("<6>")}
+	stderr := &journalLines{w: &out, mu: &mu, prefix: []byte("<3>")}
+	stdout.add([]byte(strings.Repeat("a", 40000)))
+	stdout.add([]byte(strings.Repeat("a", 60000)))
+	stderr.add([]byte("between\n"))
+	stdout.add([]byte(strings.Repeat("a", 10000) + "\n"))
+	stdout.close()
+	stderr.close()
+	piece := "<6>" + strings.Repeat("a", journalLineMax-3)
+	want := "<3>between\n" + piece + piece + "<6>" + strings.Repeat("a", 110000-2*(journalLineMax-3)) + "\n"
+	if out.String() != want {
+		t.Fatalf("got %d bytes starting %.20q, want %d starting %.20q", out.Len(), out.String(), len(want), want)
+	}
+
+	// Beyond journalPiecesMax the pieces go as they come.
+	out.Reset()
+	stdout.add([]byte(strings.Repeat("b", journalPiecesMax+journalLineMax)))
+	if out.Len() < journalPiecesMax || out.Len()%journalLineMax != 0 {
+		t.Fatalf("a very long line held back %d bytes", journalPiecesMax+journalLineMax-out.Len())
+	}
+	stdout.close()
+	if !strings.HasSuffix(out.String(), "b\n") {
+		t.Fatal("close did not write the rest")
 	}
 }

@@ -243,8 +243,11 @@ AllowIsolate=yes
 // journaldConf keeps the pod's journal small. Storage is "volatile"
 // because nspawn binds the stage1 root's /var/log/journal over
 // /run/log/journal: journald writes to disk at once, without waiting for
-// a flush request, and the journal outlives the pod.
+// a flush request, and the journal outlives the pod. LineMax is the
+// apps' tee's journalLineMax, named so that a change of journald's
+// default cannot part them.
 const journaldConf = `[Journal]
+LineMax=48K
 Storage=volatile
 RuntimeMaxUse=8M
 ForwardToSyslog=no

@@ -32,6 +32,8 @@ type sandboxMeta struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	// NodeNetwork: the sandbox shares the node's network namespace.
 	NodeNetwork bool `json:"nodeNetwork,omitempty"`
+	// NodeIPC: the sandbox shares the node's IPC namespace.
+	NodeIPC bool `json:"nodeIPC,omitempty"`
 	// LogDirectory is where the kubelet wants its containers' logs.
 	LogDirectory string `json:"logDirectory,omitempty"`
 }
@@ -96,9 +98,17 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if md == nil || md.Name == "" {
 		return nil, status.Error(codes.InvalidArgument, "pod sandbox config without metadata")
 	}
+	ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if ns.GetPid() == runtimeapi.NamespaceMode_NODE {
+		// nspawn pods always have a PID namespace of their own, whose
+		// PID 1 is the pod's systemd: running in the host's instead
+		// would be a different pod, not a weaker one.
+		return nil, status.Error(codes.InvalidArgument, "hostPID: a pod in the host's PID namespace is not supported (each pod's systemd is its PID 1)")
+	}
 	meta := sandboxMeta{Name: md.Name, UID: md.Uid, Namespace: md.Namespace, Attempt: md.Attempt,
 		Labels: cfg.Labels, Annotations: cfg.Annotations,
-		NodeNetwork:  cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE,
+		NodeNetwork:  ns.GetNetwork() == runtimeapi.NamespaceMode_NODE,
+		NodeIPC:      ns.GetIpc() == runtimeapi.NamespaceMode_NODE,
 		LogDirectory: cfg.LogDirectory}
 	mj, err := json.Marshal(meta)
 	if err != nil {
@@ -118,6 +128,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		for _, n := range s.cfg.Nets {
 			args = append(args, "--net="+n)
 		}
+	}
+	if meta.NodeIPC {
+		args = append(args, "--ipc=host")
 	}
 	if cfg.GetLinux().GetSecurityContext().GetPrivileged() {
 		// The kubelet marks the sandbox of a pod with a privileged
@@ -309,13 +322,16 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 	if err != nil {
 		return nil, err
 	}
-	mode := runtimeapi.NamespaceMode_POD
-	if sb.meta.NodeNetwork {
-		mode = runtimeapi.NamespaceMode_NODE
+	mode := func(node bool) runtimeapi.NamespaceMode {
+		if node {
+			return runtimeapi.NamespaceMode_NODE
+		}
+		return runtimeapi.NamespaceMode_POD
 	}
+	opts := &runtimeapi.NamespaceOption{Network: mode(sb.meta.NodeNetwork), Ipc: mode(sb.meta.NodeIPC), Pid: runtimeapi.NamespaceMode_POD}
 	st := &runtimeapi.PodSandboxStatus{
 		Id: sb.p.UUID, Metadata: sb.metadata(), State: sb.state(), CreatedAt: sb.p.Created().UnixNano(),
-		Linux:  &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{Options: &runtimeapi.NamespaceOption{Network: mode}}},
+		Linux:  &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{Options: opts}},
 		Labels: sb.meta.Labels, Annotations: sb.meta.Annotations,
 	}
 	if ip := sb.ip(); ip != "" && sb.running() {

@@ -49,6 +49,7 @@ type podOptions struct {
 	DNSDomain    string
 	HostsEntries []string
 	PrivateUsers string
+	IPC          string
 	MDSRegister  bool
 	MDSSocket    string
 	InheritEnv   bool
@@ -80,6 +81,7 @@ func addPodFlags(f *pflag.FlagSet, o *podOptions, run bool) {
 	f.StringArrayVar(&o.HostsEntries, "hosts-entry", nil, "IP=HOSTNAME entries for /etc/hosts, or host to use the host's")
 	f.StringVar(&o.PrivateUsers, "private-users", "", "run the pod in a user namespace (auto, or UID[:COUNT])")
 	f.Lookup("private-users").NoOptDefVal = "auto"
+	f.StringVar(&o.IPC, "ipc", "private", "the pod's IPC namespace: private (its own) or host (the host's System V IPC and POSIX message queues)")
 	f.BoolVar(&o.MDSRegister, "mds-register", false, "register the pod with the metadata service")
 	f.StringVar(&o.MDSSocket, "mds-socket", mds.DefaultSocket, "the metadata service's registration socket")
 	_ = f.MarkHidden("mds-socket")
@@ -251,8 +253,11 @@ func checkStage1Flags(o stage1Options) error {
 }
 
 // checkNetFlags refuses "host" or "none" beside other values of --dns or
-// --net.
+// --net, and an --ipc other than private or host.
 func checkNetFlags(o *podOptions) error {
+	if o.IPC != "" && o.IPC != "private" && o.IPC != "host" {
+		return fmt.Errorf("--ipc=%s: want private or host", o.IPC)
+	}
 	for _, d := range o.DNS {
 		if (d == "host" || d == "none") && len(o.DNS) > 1 {
 			return fmt.Errorf("conflicting flags: --dns=%s cannot be combined with other name servers", d)
@@ -510,6 +515,7 @@ func podConfig(o *podOptions, cfg *stage0.PrepareConfig) error {
 	rc.Interactive = o.Interactive
 	rc.Hostname = o.Hostname
 	rc.PrivateUsers = o.PrivateUsers
+	rc.HostIPC = o.IPC == "host"
 	rc.Nets = o.Nets
 	rc.DNS = pod.DNSConfig{Servers: o.DNS, Search: o.DNSSearch, Options: o.DNSOpt, Domain: o.DNSDomain}
 	for _, d := range o.DNS {

@@ -292,6 +292,9 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stderr, stderr
 	}
 	cmd.Env = nspawnEnv()
+	if rc.HostIPC {
+		cmd.Env = append(cmd.Env, "SYSTEMD_NSPAWN_SHARE_NS_IPC=1")
+	}
 	if rc.Privileged {
 		// /proc/sys and /sys writable in the pod, and no seccomp filter
 		// of nspawn's, for privileged apps: the others still get /sys

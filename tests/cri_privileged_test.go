@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -40,16 +39,11 @@ func TestCRIPrivileged(t *testing.T) {
 	}
 	probe := func(id string) string {
 		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			r, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Timeout: 30,
-				Cmd: []string{"/bin/sh", "-c", strings.ReplaceAll(privProbe, "HOSTDEV", dev)}})
-			if err == nil && r.ExitCode == 0 {
-				return string(r.Stdout)
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("ExecSync: %v %v", r, err)
-			}
+		r, err := execWhenRunning(t, rt, ctx, id, "/bin/sh", "-c", strings.ReplaceAll(privProbe, "HOSTDEV", dev))
+		if err != nil || r.ExitCode != 0 {
+			t.Fatalf("ExecSync: %v %v", r, err)
 		}
+		return string(r.Stdout)
 	}
 
 	sb, sbCfg := nodeSandbox(t, rt, ctx, "priv", true)
@@ -128,18 +122,11 @@ func TestCRISeccompLocalhost(t *testing.T) {
 	}
 	// CAP_SYS_ADMIN would let sethostname through; the profile refuses
 	// it with EROFS, to the app and to what is run in it.
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		r, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Timeout: 30,
-			Cmd: []string{"/bin/sh", "-c", "hostname; hostname other-name; grep ^Seccomp: /proc/self/status"}})
-		if err == nil && r.ExitCode == 0 {
-			out, errOut := string(r.Stdout), string(r.Stderr)
-			if strings.Contains(out, "pod-name-from-app") || !strings.Contains(errOut, "Read-only file system") || !strings.Contains(out, "Seccomp:\t2") {
-				t.Fatalf("under the profile: stdout %q stderr %q", out, errOut)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ExecSync: %v %v", r, err)
-		}
+	r, err := execWhenRunning(t, rt, ctx, id, "/bin/sh", "-c", "hostname; hostname other-name; grep ^Seccomp: /proc/self/status")
+	if err != nil || r.ExitCode != 0 {
+		t.Fatalf("ExecSync: %v %v", r, err)
+	}
+	if out, errOut := string(r.Stdout), string(r.Stderr); strings.Contains(out, "pod-name-from-app") || !strings.Contains(errOut, "Read-only file system") || !strings.Contains(out, "Seccomp:\t2") {
+		t.Fatalf("under the profile: stdout %q stderr %q", out, errOut)
 	}
 }

@@ -428,3 +428,18 @@ func nodeSandbox(t *testing.T, rt runtimeapi.RuntimeServiceClient, ctx context.C
 	})
 	return sb.PodSandboxId, cfg
 }
+
+// execWhenRunning runs cmd in a container with ExecSync, again for a while
+// until it exits 0 (a container just started may not have recorded its
+// PID yet), and returns the last answer.
+func execWhenRunning(t *testing.T, rt runtimeapi.RuntimeServiceClient, ctx context.Context, id string, cmd ...string) (*runtimeapi.ExecSyncResponse, error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Timeout: 30, Cmd: cmd})
+		if (err == nil && r.ExitCode == 0) || time.Now().After(deadline) {
+			return r, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

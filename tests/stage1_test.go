@@ -391,3 +391,35 @@ func TestStage1KilledRunEndsPod(t *testing.T) {
 		t.Errorf("cgroups left after gc: %v", left)
 	}
 }
+
+// --ipc=host: the pod's apps share the host's IPC namespace (System V IPC,
+// POSIX message queues), as Docker's and Podman's --ipc=host; by default,
+// and with --ipc=private, the pod has its own. Any other value is refused.
+func TestStage1HostIPC(t *testing.T) {
+	e := stage1Env(t)
+	e.Fetch("busybox.aci")
+	host, err := os.Readlink("/proc/self/ns/ipc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ipcOf := func(flags ...string) string {
+		t.Helper()
+		r := e.nspawn(append(flags, busyboxName, "--exec=/bin/readlink", "--", "/proc/self/ns/ipc")...)
+		if r.Code != 0 {
+			t.Fatalf("%v: %s", flags, r)
+		}
+		return strings.TrimSpace(r.Stdout)
+	}
+	if got := ipcOf("--ipc=host"); got != host {
+		t.Errorf("--ipc=host: the app's IPC namespace is %s, the host's %s", got, host)
+	}
+	for _, flags := range [][]string{nil, {"--ipc=private"}} {
+		if got := ipcOf(flags...); got == host || !strings.HasPrefix(got, "ipc:[") {
+			t.Errorf("%v: the app's IPC namespace is %q, want its own", flags, got)
+		}
+	}
+	r := e.nspawn("--ipc=shared", busyboxName)
+	if r.Code != 254 || !strings.Contains(r.Stderr, "--ipc=shared: want private or host") {
+		t.Errorf("--ipc=shared: %s", r)
+	}
+}

@@ -130,8 +130,11 @@ type RuntimeConfig struct {
 	// Privileged: the pod may run privileged apps (AppPrivileged), so it
 	// gets the host's devices, writable /proc/sys and /sys, and every
 	// capability in its bounding set.
-	Privileged bool   `json:"privileged,omitempty"`
-	MDSToken   string `json:"mdsToken,omitempty"`
+	Privileged bool `json:"privileged,omitempty"`
+	// HostIPC (--ipc=host): the pod shares the host's IPC namespace
+	// (System V IPC, POSIX message queues) instead of having its own.
+	HostIPC  bool   `json:"hostIPC,omitempty"`
+	MDSToken string `json:"mdsToken,omitempty"`
 	// MDSPort is the metadata service's TCP port when the pod registered
 	// with it (--mds-register); stage1 builds AC_METADATA_URL from the
 	// token, this port and the host's address as the pod sees it.

@@ -130,7 +130,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		}
 	}
 	if meta.NodeIPC {
-		args = append(args, "--ipc=host")
+		args = append(args, "--ipc=parent")
 	}
 	if cfg.GetLinux().GetSecurityContext().GetPrivileged() {
 		// The kubelet marks the sandbox of a pod with a privileged

@@ -81,7 +81,7 @@ func addPodFlags(f *pflag.FlagSet, o *podOptions, run bool) {
 	f.StringArrayVar(&o.HostsEntries, "hosts-entry", nil, "IP=HOSTNAME entries for /etc/hosts, or host to use the host's")
 	f.StringVar(&o.PrivateUsers, "private-users", "", "run the pod in a user namespace (auto, or UID[:COUNT])")
 	f.Lookup("private-users").NoOptDefVal = "auto"
-	f.StringVar(&o.IPC, "ipc", "private", "the pod's IPC namespace: private (its own) or host (the host's System V IPC and POSIX message queues)")
+	f.StringVar(&o.IPC, "ipc", "auto", "the pod's IPC namespace: auto (the stage1's choice: its own under the default stage1, the host's under the fly), private, or parent (the host's System V IPC and POSIX message queues; host is the same)")
 	f.BoolVar(&o.MDSRegister, "mds-register", false, "register the pod with the metadata service")
 	f.StringVar(&o.MDSSocket, "mds-socket", mds.DefaultSocket, "the metadata service's registration socket")
 	_ = f.MarkHidden("mds-socket")
@@ -253,10 +253,12 @@ func checkStage1Flags(o stage1Options) error {
 }
 
 // checkNetFlags refuses "host" or "none" beside other values of --dns or
-// --net, and an --ipc other than private or host.
+// --net, and an unknown --ipc.
 func checkNetFlags(o *podOptions) error {
-	if o.IPC != "" && o.IPC != "private" && o.IPC != "host" {
-		return fmt.Errorf("--ipc=%s: want private or host", o.IPC)
+	switch o.IPC {
+	case "", "auto", "private", "parent", "host":
+	default:
+		return fmt.Errorf("--ipc=%s: want auto, private or parent (or host)", o.IPC)
 	}
 	for _, d := range o.DNS {
 		if (d == "host" || d == "none") && len(o.DNS) > 1 {
@@ -515,7 +517,10 @@ func podConfig(o *podOptions, cfg *stage0.PrepareConfig) error {
 	rc.Interactive = o.Interactive
 	rc.Hostname = o.Hostname
 	rc.PrivateUsers = o.PrivateUsers
-	rc.HostIPC = o.IPC == "host"
+	rc.IPC = o.IPC
+	if rc.IPC == "host" {
+		rc.IPC = "parent"
+	}
 	rc.Nets = o.Nets
 	rc.DNS = pod.DNSConfig{Servers: o.DNS, Search: o.DNSSearch, Options: o.DNSOpt, Domain: o.DNSDomain}
 	for _, d := range o.DNS {

@@ -154,8 +154,12 @@ func Prepare(ctx context.Context, cfg PrepareConfig, target pod.State) (*Pod, er
 	if _, err := Entrypoint(cfg.Stage1.Manifest, "run"); err != nil {
 		return nil, err
 	}
-	if _, err := InterfaceVersion(cfg.Stage1.Manifest); err != nil {
+	version, err := InterfaceVersion(cfg.Stage1.Manifest)
+	if err != nil {
 		return nil, err
+	}
+	if ipc := cfg.RuntimeConfig.IPC; ipc != "" && ipc != "auto" && version < 6 {
+		return nil, fmt.Errorf("--ipc=%s: stage1 %s has interface version %d, and --ipc needs 6", ipc, cfg.Stage1.Manifest.Name, version)
 	}
 	if err := checkPrivateUsers(cfg.RuntimeConfig.PrivateUsers); err != nil {
 		return nil, err

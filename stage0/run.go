@@ -63,6 +63,9 @@ func RunArgs(version int, uuid string, debug bool, localConfig string, rc *pod.R
 	if version >= 5 && rc.Mutable {
 		args = append(args, "--mutable")
 	}
+	if version >= 6 && rc.IPC != "" {
+		args = append(args, "--ipc="+rc.IPC)
+	}
 	return append(args, uuid)
 }
 

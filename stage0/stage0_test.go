@@ -13,7 +13,7 @@ import (
 )
 
 func TestRunArgsByInterfaceVersion(t *testing.T) {
-	rc := &pod.RuntimeConfig{Hostname: "h", Mutable: true, Nets: []string{"host"},
+	rc := &pod.RuntimeConfig{Hostname: "h", Mutable: true, Nets: []string{"host"}, IPC: "parent",
 		InsecureOptions: pod.InsecureRunOptions{DisableSeccomp: true}}
 	v1 := strings.Join(RunArgs(1, "U", false, "/lc", rc), " ")
 	if v1 != "--net=host --local-config=/lc U" {
@@ -26,6 +26,9 @@ func TestRunArgsByInterfaceVersion(t *testing.T) {
 	}
 	if v4 := strings.Join(RunArgs(4, "U", false, "/lc", rc), " "); strings.Contains(v4, "--mutable") {
 		t.Errorf("v4 got --mutable: %s", v4)
+	}
+	if v6 := strings.Join(RunArgs(6, "U", true, "/lc", rc), " "); v6 != strings.TrimSuffix(want, " U")+" --ipc=parent U" {
+		t.Errorf("v6: %s", v6)
 	}
 }
 

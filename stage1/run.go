@@ -131,6 +131,13 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 	if c.PrivateUsers != "" {
 		rc.PrivateUsers = c.PrivateUsers
 	}
+	switch c.IPC {
+	case "":
+	case "auto", "private", "parent":
+		rc.IPC = c.IPC
+	default:
+		return fail("--ipc=%s: want auto, private or parent", c.IPC)
+	}
 	rc.Mutable = rc.Mutable || c.Mutable
 	if len(pm.Apps) == 0 && !rc.Mutable {
 		return fail("the pod has no apps")
@@ -292,7 +299,8 @@ func Run(ctx context.Context, c *RunConfig, stdout, stderr io.Writer) int {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stderr, stderr
 	}
 	cmd.Env = nspawnEnv()
-	if rc.HostIPC {
+	if rc.IPC == "parent" {
+		// The pod stays in the host's IPC namespace.
 		cmd.Env = append(cmd.Env, "SYSTEMD_NSPAWN_SHARE_NS_IPC=1")
 	}
 	if rc.Privileged {

@@ -392,9 +392,11 @@ func TestStage1KilledRunEndsPod(t *testing.T) {
 	}
 }
 
-// --ipc=host: the pod's apps share the host's IPC namespace (System V IPC,
-// POSIX message queues), as Docker's and Podman's --ipc=host; by default,
-// and with --ipc=private, the pod has its own. Any other value is refused.
+// --ipc=parent (rkt's name; host, Docker's and Podman's, is the same): the
+// pod's apps share the host's IPC namespace (System V IPC, POSIX message
+// queues); by default (auto) and with --ipc=private, the pod has its own.
+// Any other value is refused, and so is --ipc with a stage1 older than
+// interface version 6.
 func TestStage1HostIPC(t *testing.T) {
 	e := stage1Env(t)
 	e.Fetch("busybox.aci")
@@ -410,16 +412,23 @@ func TestStage1HostIPC(t *testing.T) {
 		}
 		return strings.TrimSpace(r.Stdout)
 	}
-	if got := ipcOf("--ipc=host"); got != host {
-		t.Errorf("--ipc=host: the app's IPC namespace is %s, the host's %s", got, host)
+	for _, flag := range []string{"--ipc=parent", "--ipc=host"} {
+		if got := ipcOf(flag); got != host {
+			t.Errorf("%s: the app's IPC namespace is %s, the host's %s", flag, got, host)
+		}
 	}
-	for _, flags := range [][]string{nil, {"--ipc=private"}} {
+	for _, flags := range [][]string{nil, {"--ipc=auto"}, {"--ipc=private"}} {
 		if got := ipcOf(flags...); got == host || !strings.HasPrefix(got, "ipc:[") {
 			t.Errorf("%v: the app's IPC namespace is %q, want its own", flags, got)
 		}
 	}
 	r := e.nspawn("--ipc=shared", busyboxName)
-	if r.Code != 254 || !strings.Contains(r.Stderr, "--ipc=shared: want private or host") {
+	if r.Code != 254 || !strings.Contains(r.Stderr, "--ipc=shared: want auto, private or parent") {
 		t.Errorf("--ipc=shared: %s", r)
+	}
+	// The fly (interface version 5) cannot be asked for either.
+	r = e.Run("run", "--stage1-path="+testImage("stage1-fly.aci"), "--ipc=private", busyboxName)
+	if r.Code != 254 || !strings.Contains(r.Stderr, "--ipc=private: stage1") || !strings.Contains(r.Stderr, "interface version 5") {
+		t.Errorf("--ipc=private under the fly: %s", r)
 	}
 }

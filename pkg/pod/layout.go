@@ -131,9 +131,11 @@ type RuntimeConfig struct {
 	// gets the host's devices, writable /proc/sys and /sys, and every
 	// capability in its bounding set.
 	Privileged bool `json:"privileged,omitempty"`
-	// HostIPC (--ipc=host): the pod shares the host's IPC namespace
-	// (System V IPC, POSIX message queues) instead of having its own.
-	HostIPC  bool   `json:"hostIPC,omitempty"`
+	// IPC is --ipc: "auto" or "" (the stage1 decides: the nspawn flavor
+	// gives the pod its own IPC namespace, the fly keeps the host's),
+	// "private", or "parent" (the host's System V IPC and POSIX message
+	// queues). Stage1s of interface version 6 get it as --ipc.
+	IPC      string `json:"ipc,omitempty"`
 	MDSToken string `json:"mdsToken,omitempty"`
 	// MDSPort is the metadata service's TCP port when the pod registered
 	// with it (--mds-register); stage1 builds AC_METADATA_URL from the

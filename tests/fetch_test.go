@@ -388,7 +388,7 @@ func TestFetchCompressed(t *testing.T) {
 }
 
 // TestFetchLocalFile: a local image with IMAGE.asc beside it or
-// --signature, and refusals for both.
+// --signature, and refusals for both and for a missing image.
 func TestFetchLocalFile(t *testing.T) {
 	e := newFtEnv(t)
 	k := gpgKey(t, "rsa3072")
@@ -398,6 +398,8 @@ func TestFetchLocalFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.mustRefuse("not signed", "fetch", p)
+	// A missing image is said to be missing, not to be unsigned.
+	e.mustRefuse("open image: open "+p+".gone: no such file or directory", "fetch", p+".gone")
 	sig := filepath.Join(e.root, "elsewhere.sig")
 	if err := os.WriteFile(sig, k.sign(aci), 0o644); err != nil {
 		t.Fatal(err)

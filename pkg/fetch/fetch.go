@@ -230,6 +230,12 @@ func (f *Fetcher) fetchFile(ctx context.Context, p string) (string, error) {
 		}
 		return f.afterImport(ctx, info)
 	}
+	// The image first: a missing image is the news, not its signature.
+	file, err := os.Open(abs)
+	if err != nil {
+		return "", fmt.Errorf("open image: %w", err)
+	}
+	defer file.Close()
 	sigPath := f.cfg.SignatureFile
 	if sigPath == "" {
 		sigPath = abs + ".asc"
@@ -241,11 +247,6 @@ func (f *Fetcher) fetchFile(ctx context.Context, p string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read signature: %w", err)
 	}
-	file, err := os.Open(abs)
-	if err != nil {
-		return "", fmt.Errorf("open image: %w", err)
-	}
-	defer file.Close()
 	var r io.Reader = file
 	if f.cfg.Progress != nil {
 		if st, err := file.Stat(); err == nil {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rktng/rkt/pkg/journalrecord"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -21,14 +22,10 @@ import (
 
 // logFollower copies one container's output from its pod's journal (`rkt
 // logs --follow --output=json`) into the file the kubelet reads
-// (LogDirectory/LogPath), in the CRI format: "TIME STREAM F MESSAGE", TIME
-// the journal's. The stage1 records stderr lines with priority 3 (err)
-// and stdout lines with 6 (info), so a record of priority 3 or more urgent
-// is "stderr" and any other "stdout" (a line that set its own priority
-// with an sd-daemon prefix is judged by that). The last record copied is
-// remembered (its cursor, in the state directory), so that a server
-// restarted while the container runs resumes without losing or repeating
-// lines.
+// (LogDirectory/LogPath), in the CRI format (criLine). The last record
+// copied is remembered (its cursor, in the state directory), so that a
+// server restarted while the container runs resumes without losing or
+// repeating lines.
 type logFollower struct {
 	path, cursorPath string
 	mu               sync.Mutex
@@ -132,50 +129,22 @@ func (lf *logFollower) reopen() error {
 	return nil
 }
 
-// journalRecord is what `journalctl --output=json` gives of a record that
-// matters here. MESSAGE is a string, or an array of bytes when it is not
-// valid UTF-8.
-type journalRecord struct {
-	Message  json.RawMessage `json:"MESSAGE"`
-	Priority string          `json:"PRIORITY"`
-	// LineBreak is journald's reason for ending the record: "line-max"
-	// when a line longer than its LineMax (48 KiB) was cut there, which
-	// the app's tee arranges (stage1's journalLines).
-	LineBreak string `json:"_LINE_BREAK"`
-	Realtime  string `json:"__REALTIME_TIMESTAMP"`
-	Cursor    string `json:"__CURSOR"`
-}
-
-// stream is the CRI stream name of the record: see logFollower.
-func (r journalRecord) stream() string {
-	if p, err := strconv.Atoi(r.Priority); err == nil && p <= 3 {
-		return "stderr"
+// criLine is a journal record as a line of the CRI log format: "TIME
+// STREAM TAG TEXT", the tag P for a piece of a longer line (the kubelet
+// joins it to what follows) and F for a line's last part.
+func criLine(r journalrecord.Record) (string, bool) {
+	us, err := strconv.ParseInt(r.Realtime, 10, 64)
+	if err != nil {
+		return "", false
 	}
-	return "stdout"
-}
-
-// tag is the CRI log tag of the record: P for a piece of a longer line,
-// which the kubelet joins to what follows, F for a line's last part.
-func (r journalRecord) tag() string {
-	if r.LineBreak == "line-max" {
-		return "P"
+	stream, tag := "stdout", "F"
+	if r.Stderr() {
+		stream = "stderr"
 	}
-	return "F"
-}
-
-func (r journalRecord) text() string {
-	var s string
-	if json.Unmarshal(r.Message, &s) == nil {
-		return s
+	if r.Partial() {
+		tag = "P"
 	}
-	var b []byte
-	var ints []int
-	if json.Unmarshal(r.Message, &ints) == nil {
-		for _, i := range ints {
-			b = append(b, byte(i))
-		}
-	}
-	return string(b)
+	return time.UnixMicro(us).UTC().Format(time.RFC3339Nano) + " " + stream + " " + tag + " " + string(r.Text()) + "\n", true
 }
 
 // follow copies records until ctx ends or rkt logs does (the pod ended).
@@ -198,15 +167,14 @@ func (s *Server) follow(ctx context.Context, c *container, lf *logFollower) {
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
-		var r journalRecord
+		var r journalrecord.Record
 		if json.Unmarshal(sc.Bytes(), &r) != nil {
 			continue
 		}
-		us, err := strconv.ParseInt(r.Realtime, 10, 64)
-		if err != nil {
+		line, ok := criLine(r)
+		if !ok {
 			continue
 		}
-		line := time.UnixMicro(us).UTC().Format(time.RFC3339Nano) + " " + r.stream() + " " + r.tag() + " " + r.text() + "\n"
 		lf.mu.Lock()
 		_, werr := lf.f.WriteString(line)
 		lf.mu.Unlock()

@@ -1,7 +1,10 @@
 package stage1
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rktng/rkt/pkg/journalrecord"
 	"github.com/rktng/rkt/pkg/pod"
 )
 
@@ -117,6 +121,7 @@ func Logs(ctx context.Context, c LogsConfig, stdout, stderr io.Writer) error {
 	// --all: journalctl would otherwise print a long line's MESSAGE as
 	// null in JSON (over 4 KiB) and a binary one as a placeholder.
 	args := []string{"--no-pager", "--quiet", "--all", "--directory=" + journal}
+	join := false
 	switch {
 	case c.Output != "":
 		args = append(args, "--output="+c.Output)
@@ -124,7 +129,10 @@ func Logs(ctx context.Context, c LogsConfig, stdout, stderr io.Writer) error {
 		// short: "DATE HOST APP[PID]: line"; the identifier is the app.
 		args = append(args, "--output=short-iso")
 	default:
-		args = append(args, "--output=cat")
+		// The messages as written: journalctl's cat mode, but from its
+		// JSON, so that a line journald cut at LineMax is whole again.
+		args = append(args, "--output=json")
+		join = true
 	}
 	if c.AfterCursor != "" {
 		args = append(args, "--after-cursor="+c.AfterCursor)
@@ -155,6 +163,14 @@ func Logs(ctx context.Context, c LogsConfig, stdout, stderr io.Writer) error {
 		cmd = exec.CommandContext(ctx, "journalctl", args...)
 	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	var joinR, joinW *os.File
+	if join {
+		var err error
+		if joinR, joinW, err = os.Pipe(); err != nil {
+			return err
+		}
+		cmd.Stdout = joinW
+	}
 	cmd.Env = []string{"SYSTEMD_COLORS=0", "SYSTEMD_PAGER="}
 	// journalctl dies with rkt logs, however rkt logs ends (a --follow
 	// left behind would run forever). The parent-death signal fires when
@@ -162,10 +178,69 @@ func Logs(ctx context.Context, c LogsConfig, stdout, stderr io.Writer) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := cmd.Run(); err != nil {
+	err := cmd.Start()
+	if joinW != nil {
+		// Ours goes, so that the reader sees the end when journalctl's
+		// copy closes.
+		joinW.Close()
+	}
+	if err != nil {
+		if joinR != nil {
+			joinR.Close()
+		}
+		return fmt.Errorf("journalctl: %w", err)
+	}
+	var joined chan error
+	if joinR != nil {
+		joined = make(chan error, 1)
+		go func() {
+			err := joinLines(joinR, stdout)
+			// A reader gone (rkt logs | head) ends journalctl too.
+			joinR.Close()
+			joined <- err
+		}()
+	}
+	err = cmd.Wait()
+	if joined != nil {
+		if jerr := <-joined; err == nil && jerr != nil {
+			return fmt.Errorf("journal records: %w", jerr)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("journalctl: %w", err)
 	}
 	return nil
+}
+
+// joinLines prints the messages of the JSON records on r, each followed
+// by a newline but those journald cut at LineMax, whose line the next
+// record goes on with. Output is flushed whenever no record is waiting,
+// for a reader following the journal.
+func joinLines(r io.Reader, w io.Writer) error {
+	dec := json.NewDecoder(r)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	for {
+		var rec journalrecord.Record
+		if err := dec.Decode(&rec); err != nil {
+			if ferr := bw.Flush(); ferr != nil {
+				return ferr
+			}
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		bw.Write(rec.Text())
+		if !rec.Partial() {
+			bw.WriteByte('\n')
+		}
+		// The decoder leaves the newline after each record unread.
+		if rest, _ := io.ReadAll(dec.Buffered()); len(bytes.TrimSpace(rest)) == 0 {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // findJournal returns the directory under dir (journald's machine-ID

@@ -2,9 +2,11 @@ package stage1
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestJournalLines(t *testing.T) {
@@ -68,4 +70,53 @@ func TestJournalLinesKeepPiecesTogether(t *testing.T) {
 	if !strings.HasSuffix(out.String(), "b\n") {
 		t.Fatal("close did not write the rest")
 	}
+}
+
+// rkt logs prints the messages of the journal's records, a line that
+// journald cut at LineMax whole again.
+func TestJoinLines(t *testing.T) {
+	in := `{"MESSAGE":"one"}
+{"MESSAGE":"aaa","_LINE_BREAK":"line-max"}
+{"MESSAGE":"bbb","_LINE_BREAK":"line-max"}
+{"MESSAGE":"c"}
+{"MESSAGE":[98,105,110,255]}
+`
+	var out bytes.Buffer
+	if err := joinLines(strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := "one\naaabbbc\nbin\xff\n"; out.String() != want {
+		t.Fatalf("got %q, want %q", out.String(), want)
+	}
+	if err := joinLines(strings.NewReader(`{"MESSAGE":`), &out); err == nil {
+		t.Fatal("a cut record went unnoticed")
+	}
+}
+
+// A follower sees each record as soon as it is read, not when the next
+// one comes.
+func TestJoinLinesFlushes(t *testing.T) {
+	r, w := io.Pipe()
+	out := make(chan string, 1)
+	pw := &lineSignal{c: out}
+	go func() { _ = joinLines(r, pw) }()
+	if _, err := w.Write([]byte(`{"MESSAGE":"first"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-out:
+		if got != "first\n" {
+			t.Fatalf("got %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the record was held back")
+	}
+	w.Close()
+}
+
+type lineSignal struct{ c chan string }
+
+func (l *lineSignal) Write(p []byte) (int, error) {
+	l.c <- string(p)
+	return len(p), nil
 }

@@ -432,3 +432,19 @@ func TestStage1HostIPC(t *testing.T) {
 		t.Errorf("--ipc=private under the fly: %s", r)
 	}
 }
+
+// A line longer than the pod journal's LineMax (48 KiB) is kept in pieces;
+// rkt logs prints it whole, as the app wrote it.
+func TestStage1LogsLongLine(t *testing.T) {
+	e := stage1Env(t)
+	uuidFile := filepath.Join(e.root, "uuid")
+	r := e.nspawn("--uuid-file-save="+uuidFile, inspectName, "--exec=/bin/sh", "--", "-c",
+		`head -c 120000 /dev/zero | tr '\0' x; echo; echo end`)
+	if r.Code != 0 {
+		t.Fatal(r)
+	}
+	want := strings.Repeat("x", 120000) + "\nend\n"
+	if out := e.MustRun("logs", strings.TrimSpace(readFile(t, uuidFile))); out != want {
+		t.Errorf("rkt logs: %d bytes, want %d (%.40q...)", len(out), len(want), out)
+	}
+}

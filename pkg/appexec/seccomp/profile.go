@@ -96,7 +96,7 @@ var profileOps = map[string]compareOp{
 }
 
 var profileFlags = map[string]uintptr{
-	"SECCOMP_FILTER_FLAG_TSYNC":      0, // the launcher is one thread at exec
+	"SECCOMP_FILTER_FLAG_TSYNC":      0, // moot: the thread that installs it execs the app
 	"SECCOMP_FILTER_FLAG_LOG":        unix.SECCOMP_FILTER_FLAG_LOG,
 	"SECCOMP_FILTER_FLAG_SPEC_ALLOW": unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
 }

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,19 +20,14 @@ func TestCRILongLines(t *testing.T) {
 	netNeedStage1(t)
 	rt, img, ctx := criWithBusybox(t)
 	logDir := t.TempDir()
-	cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "long", Uid: "uid-long", Namespace: "default"},
-		LogDirectory: logDir, Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}}}
-	sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	cfg := sandboxConfig("long", &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE})
+	cfg.LogDirectory = logDir
+	sb, err := runSandbox(t, rt, ctx, cfg)
 	if err != nil {
 		t.Fatalf("RunPodSandbox: %v", err)
 	}
-	t.Cleanup(func() {
-		_, _ = rt.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.PodSandboxId})
-		_, _ = rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId})
-	})
 	script := `head -c 100000 /dev/zero | tr '\0' a; echo; echo short >&2; head -c 5000 /dev/zero | tr '\0' b; echo; sleep 600`
-	cc, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb.PodSandboxId, SandboxConfig: cfg,
+	cc, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb, SandboxConfig: cfg,
 		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "long"}, Image: img,
 			LogPath: "long.log", Args: []string{"-c", script}}})
 	if err != nil {

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"os"
 	"strings"
 	"testing"
@@ -22,17 +21,9 @@ func TestCRIHostNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	sandbox := func(name string, ns *runtimeapi.NamespaceOption) (*runtimeapi.PodSandboxConfig, string, error) {
-		cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Uid: "uid-" + name, Namespace: "default"},
-			Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns}}}
-		sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
-		if err != nil {
-			return nil, "", err
-		}
-		t.Cleanup(func() {
-			_, _ = rt.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.PodSandboxId})
-			_, _ = rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId})
-		})
-		return cfg, sb.PodSandboxId, nil
+		cfg := sandboxConfig(name, ns)
+		id, err := runSandbox(t, rt, ctx, cfg)
+		return cfg, id, err
 	}
 
 	_, _, err = sandbox("hostpid", &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_NODE})

@@ -415,18 +415,32 @@ func criWithBusybox(t *testing.T) (runtimeapi.RuntimeServiceClient, *runtimeapi.
 // end, and returns its ID and config.
 func nodeSandbox(t *testing.T, rt runtimeapi.RuntimeServiceClient, ctx context.Context, name string, privileged bool) (string, *runtimeapi.PodSandboxConfig) {
 	t.Helper()
-	cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Uid: "uid-" + name, Namespace: "default"},
-		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{Privileged: privileged,
-			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}}}
-	sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	cfg := sandboxConfig(name, &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE})
+	cfg.Linux.SecurityContext.Privileged = privileged
+	id, err := runSandbox(t, rt, ctx, cfg)
 	if err != nil {
 		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	return id, cfg
+}
+
+// sandboxConfig is a sandbox's config with the namespaces given.
+func sandboxConfig(name string, ns *runtimeapi.NamespaceOption) *runtimeapi.PodSandboxConfig {
+	return &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Uid: "uid-" + name, Namespace: "default"},
+		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns}}}
+}
+
+// runSandbox runs a sandbox, stopped and removed at the test's end.
+func runSandbox(t *testing.T, rt runtimeapi.RuntimeServiceClient, ctx context.Context, cfg *runtimeapi.PodSandboxConfig) (string, error) {
+	sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		return "", err
 	}
 	t.Cleanup(func() {
 		_, _ = rt.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.PodSandboxId})
 		_, _ = rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.PodSandboxId})
 	})
-	return sb.PodSandboxId, cfg
+	return sb.PodSandboxId, nil
 }
 
 // execWhenRunning runs cmd in a container with ExecSync, again for a while

@@ -92,26 +92,20 @@ func TestEnterCannotExceedApp(t *testing.T) {
 // Under the default stage1, an app without isolators has the default set,
 // and so does a command entered into it: no CAP_SYS_ADMIN, no unshare.
 func TestEnterDefaultsNspawn(t *testing.T) {
-	for _, f := range isoFlavors(t) {
-		if f.name != "nspawn" {
-			continue
-		}
-		e := newEnv(t)
-		e.Fetch("inspect.aci")
-		cmd, uuid := e.startIso(f, inspectName, "--", "-sleep=120s")
-		r := e.enter(uuid, "/inspect", "-print-caps", "-print-seccomp", "-check-syscall=unshare", "-check-syscall=swapoff", "-exit=0")
-		m := parseInspect(r.Stdout)
-		if r.Code != 0 {
-			t.Fatalf("enter: %s", r)
-		}
-		if strings.Contains(m["cap.bnd.names"], "CAP_SYS_ADMIN") || m["seccomp"] != "2" || m["syscall:unshare"] != "EPERM" || m["syscall:swapoff"] != "EPERM" {
-			t.Errorf("entered command exceeds the app: %s", r.Stdout)
-		}
-		e.MustRun("stop", uuid)
-		exitCode(t, cmd)
-		return
+	f := nspawnFlavor(t)
+	e := newEnv(t)
+	e.Fetch("inspect.aci")
+	cmd, uuid := e.startIso(f, inspectName, "--", "-sleep=120s")
+	r := e.enter(uuid, "/inspect", "-print-caps", "-print-seccomp", "-check-syscall=unshare", "-check-syscall=swapoff", "-exit=0")
+	m := parseInspect(r.Stdout)
+	if r.Code != 0 {
+		t.Fatalf("enter: %s", r)
 	}
-	t.Skip("needs the nspawn stage1 (build/images/stage1.aci)")
+	if strings.Contains(m["cap.bnd.names"], "CAP_SYS_ADMIN") || m["seccomp"] != "2" || m["syscall:unshare"] != "EPERM" || m["syscall:swapoff"] != "EPERM" {
+		t.Errorf("entered command exceeds the app: %s", r.Stdout)
+	}
+	e.MustRun("stop", uuid)
+	exitCode(t, cmd)
 }
 
 // An app of a --private-users pod is entered too (rkt's enter could not,
@@ -119,33 +113,27 @@ func TestEnterDefaultsNspawn(t *testing.T) {
 // which maps it to an unprivileged host user, with the app's capabilities
 // and filter, not the host's root.
 func TestEnterPrivateUsers(t *testing.T) {
-	for _, f := range isoFlavors(t) {
-		if f.name != "nspawn" {
-			continue
-		}
-		e := newEnv(t)
-		e.Fetch("inspect.aci")
-		cmd, uuid := e.startIso(f, "--private-users", inspectName, "--caps-remove=CAP_NET_RAW", "--", "-sleep=120s")
-		r := e.enter(uuid, "/inspect", "-print-user", "-print-caps", "-print-seccomp", "-read-file=/proc/self/uid_map",
-			"-write-file=/entered", "-content=x", "-exit=0")
-		if r.Code != 0 {
-			t.Fatalf("enter: %s", r)
-		}
-		m := parseInspect(r.Stdout)
-		uidMap := strings.Fields(strings.ReplaceAll(m["file:/proc/self/uid_map"], `\n`, " "))
-		if m["uid"] != "0" || len(uidMap) != 3 || uidMap[0] != "0" || uidMap[1] == "0" {
-			t.Errorf("entered command is not root of a shifted user namespace: %s", r.Stdout)
-		}
-		if strings.Contains(m["cap.bnd.names"], "CAP_NET_RAW") || !strings.Contains(m["cap.bnd.names"], "CAP_CHOWN") ||
-			strings.Contains(m["cap.bnd.names"], "CAP_SYS_ADMIN") || m["seccomp"] != "2" {
-			t.Errorf("entered command has other restrictions than the app: %s", r.Stdout)
-		}
-		if m["write:/entered"] != "ok" {
-			t.Errorf("entered root cannot write the app's root: %s", r.Stdout)
-		}
-		e.MustRun("stop", uuid)
-		exitCode(t, cmd)
-		return
+	f := nspawnFlavor(t)
+	e := newEnv(t)
+	e.Fetch("inspect.aci")
+	cmd, uuid := e.startIso(f, "--private-users", inspectName, "--caps-remove=CAP_NET_RAW", "--", "-sleep=120s")
+	r := e.enter(uuid, "/inspect", "-print-user", "-print-caps", "-print-seccomp", "-read-file=/proc/self/uid_map",
+		"-write-file=/entered", "-content=x", "-exit=0")
+	if r.Code != 0 {
+		t.Fatalf("enter: %s", r)
 	}
-	t.Skip("needs the nspawn stage1 (build/images/stage1.aci)")
+	m := parseInspect(r.Stdout)
+	uidMap := strings.Fields(strings.ReplaceAll(m["file:/proc/self/uid_map"], `\n`, " "))
+	if m["uid"] != "0" || len(uidMap) != 3 || uidMap[0] != "0" || uidMap[1] == "0" {
+		t.Errorf("entered command is not root of a shifted user namespace: %s", r.Stdout)
+	}
+	if strings.Contains(m["cap.bnd.names"], "CAP_NET_RAW") || !strings.Contains(m["cap.bnd.names"], "CAP_CHOWN") ||
+		strings.Contains(m["cap.bnd.names"], "CAP_SYS_ADMIN") || m["seccomp"] != "2" {
+		t.Errorf("entered command has other restrictions than the app: %s", r.Stdout)
+	}
+	if m["write:/entered"] != "ok" {
+		t.Errorf("entered root cannot write the app's root: %s", r.Stdout)
+	}
+	e.MustRun("stop", uuid)
+	exitCode(t, cmd)
 }

@@ -42,6 +42,19 @@ func isoFlavors(t *testing.T) []isoFlavor {
 
 // runIso runs one pod under flavor f: pod flags, then the image and its
 // app flags and arguments.
+// nspawnFlavor is the default stage1's flavor, the test skipped where
+// `make` has not built it.
+func nspawnFlavor(t *testing.T) isoFlavor {
+	t.Helper()
+	for _, f := range isoFlavors(t) {
+		if f.name == "nspawn" {
+			return f
+		}
+	}
+	t.Skip("needs the nspawn stage1 (build/images/stage1.aci)")
+	return isoFlavor{}
+}
+
 func (e *env) runIso(f isoFlavor, args ...string) result {
 	e.t.Helper()
 	full := append([]string{"run", "--stage1-path=" + f.image}, f.podFlags...)
@@ -99,33 +112,27 @@ func TestIsolatorsCapabilities(t *testing.T) {
 // The default stage1 restricts an app without isolators to the default
 // set and filter; --insecure-options lifts them.
 func TestIsolatorsDefaultsNspawn(t *testing.T) {
-	for _, f := range isoFlavors(t) {
-		if f.name != "nspawn" {
-			continue
-		}
-		e := newEnv(t)
-		e.Fetch("inspect.aci")
-		m := e.mustIso(f, inspectName, "--", "-print-caps", "-print-seccomp", "-check-syscall=unshare", "-check-syscall=swapoff")
-		if strings.Contains(m["cap.bnd.names"], "CAP_SYS_ADMIN") || !strings.Contains(m["cap.bnd.names"], "CAP_NET_BIND_SERVICE") {
-			t.Errorf("default bounding set %q", m["cap.bnd.names"])
-		}
-		if m["seccomp"] != "2" || m["syscall:swapoff"] != "EPERM" || m["syscall:unshare"] != "EPERM" {
-			t.Errorf("default filter: seccomp=%s swapoff=%s unshare=%s", m["seccomp"], m["syscall:swapoff"], m["syscall:unshare"])
-		}
-		// nspawn installs filters of its own (it refuses swapoff, for
-		// one); ours is the one more, and the one refusing unshare.
-		r := e.Run(append(append([]string{"--insecure-options=capabilities,seccomp", "run", "--stage1-path=" + f.image}, f.podFlags...),
-			inspectName, "--", "-print-caps", "-print-seccomp", "-check-syscall=unshare")...)
-		mi := parseInspect(r.Stdout)
-		if r.Code != 0 || !strings.Contains(mi["cap.bnd.names"], "CAP_SYS_ADMIN") {
-			t.Errorf("--insecure-options=capabilities: %s", r)
-		}
-		if mi["syscall:unshare"] == "EPERM" || atoi(mi["seccomp.filters"])+1 != atoi(m["seccomp.filters"]) {
-			t.Errorf("--insecure-options=seccomp: unshare %q, %s filters (with ours: %s)", mi["syscall:unshare"], mi["seccomp.filters"], m["seccomp.filters"])
-		}
-		return
+	f := nspawnFlavor(t)
+	e := newEnv(t)
+	e.Fetch("inspect.aci")
+	m := e.mustIso(f, inspectName, "--", "-print-caps", "-print-seccomp", "-check-syscall=unshare", "-check-syscall=swapoff")
+	if strings.Contains(m["cap.bnd.names"], "CAP_SYS_ADMIN") || !strings.Contains(m["cap.bnd.names"], "CAP_NET_BIND_SERVICE") {
+		t.Errorf("default bounding set %q", m["cap.bnd.names"])
 	}
-	t.Skip("needs the nspawn stage1 (build/images/stage1.aci)")
+	if m["seccomp"] != "2" || m["syscall:swapoff"] != "EPERM" || m["syscall:unshare"] != "EPERM" {
+		t.Errorf("default filter: seccomp=%s swapoff=%s unshare=%s", m["seccomp"], m["syscall:swapoff"], m["syscall:unshare"])
+	}
+	// nspawn installs filters of its own (it refuses swapoff, for
+	// one); ours is the one more, and the one refusing unshare.
+	r := e.Run(append(append([]string{"--insecure-options=capabilities,seccomp", "run", "--stage1-path=" + f.image}, f.podFlags...),
+		inspectName, "--", "-print-caps", "-print-seccomp", "-check-syscall=unshare")...)
+	mi := parseInspect(r.Stdout)
+	if r.Code != 0 || !strings.Contains(mi["cap.bnd.names"], "CAP_SYS_ADMIN") {
+		t.Errorf("--insecure-options=capabilities: %s", r)
+	}
+	if mi["syscall:unshare"] == "EPERM" || atoi(mi["seccomp.filters"])+1 != atoi(m["seccomp.filters"]) {
+		t.Errorf("--insecure-options=seccomp: unshare %q, %s filters (with ours: %s)", mi["syscall:unshare"], mi["seccomp.filters"], m["seccomp.filters"])
+	}
 }
 
 func TestIsolatorsNoNewPrivilegesAndSeccomp(t *testing.T) {

@@ -1,13 +1,11 @@
 package seccomp
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -27,25 +25,7 @@ const (
 // status (128+signal for a signal death).
 func profiled(t *testing.T, profile string, caps []string, args ...string) (string, int) {
 	t.Helper()
-	if _, err := os.Stat(busybox); err != nil {
-		t.Skip("needs " + busybox)
-	}
-	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", busybox}, args...)...)
-	cmd.Env = []string{childProfileEnv + "=" + profile, childCapsEnv + "=" + strings.Join(caps, " ")}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws := ee.Sys().(syscall.WaitStatus); ws.Signaled() {
-			return out.String(), 128 + int(ws.Signal())
-		}
-		return out.String(), ee.ExitCode()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), 0
+	return runFiltered(t, []string{childProfileEnv + "=" + profile, childCapsEnv + "=" + strings.Join(caps, " ")}, args...)
 }
 
 func TestProfileArgumentConditions(t *testing.T) {

@@ -59,12 +59,19 @@ const busybox = "/bin/busybox"
 // signal death is 128+signal.
 func filtered(t *testing.T, f Filter, args ...string) (string, int) {
 	t.Helper()
+	spec, _ := json.Marshal(f)
+	return runFiltered(t, []string{childEnv + "=" + string(spec)}, args...)
+}
+
+// runFiltered runs busybox ARGS in the child TestMain makes of this test
+// binary, with env saying what to install.
+func runFiltered(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
 	if _, err := os.Stat(busybox); err != nil {
 		t.Skip("needs " + busybox)
 	}
-	spec, _ := json.Marshal(f)
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", busybox}, args...)...)
-	cmd.Env = []string{childEnv + "=" + string(spec)}
+	cmd.Env = env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -33,6 +33,39 @@ func addCompletions(cmd *cobra.Command) {
 	if cmd.Flags().Lookup("app") != nil {
 		_ = cmd.RegisterFlagCompletionFunc("app", completeAppFlag)
 	}
+	// Flags with a fixed set of values; the same flag reached from
+	// another command is already registered, which is not an error here.
+	for name, values := range flagValues {
+		if cmd.Flag(name) != nil {
+			_ = cmd.RegisterFlagCompletionFunc(name, completeValues(values, name == "insecure-options"))
+		}
+	}
+}
+
+// flagValues are the values of the flags that take one of a fixed set.
+var flagValues = map[string][]string{
+	"ipc":              {"auto", "private", "parent"},
+	"pull-policy":      {"new", "update", "never"},
+	"format":           {"json", "json-pretty"},
+	"insecure-options": strings.Split(insecureOptionNames(), ", "),
+}
+
+// completeValues offers values; for a comma-separated list, the values
+// that may follow the last comma.
+func completeValues(values []string, list bool) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		head := ""
+		if i := strings.LastIndexByte(toComplete, ','); list && i >= 0 {
+			head, toComplete = toComplete[:i+1], toComplete[i+1:]
+		}
+		var out []string
+		for _, v := range values {
+			if strings.HasPrefix(v, toComplete) {
+				out = append(out, head+v)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 // completePodArg offers pod UUIDs, as the first argument (or every one,

@@ -21,6 +21,12 @@ func TestShellCompletion(t *testing.T) {
 		{[]string{"logs", uuid, "--app", ""}, "box\n"},
 		{[]string{"cp", uuid[:6]}, uuid + ":\t"},
 		{[]string{"image", "rm", "rktng.io/test/b"}, busyboxName + "\tsha512-"},
+		// Flags with a fixed set of values, a list's after its last comma.
+		{[]string{"run", "--ipc", "p"}, "private\nparent\n"},
+		{[]string{"app", "sandbox", "--ipc", ""}, "auto\nprivate\nparent\n"},
+		{[]string{"fetch", "--pull-policy", "u"}, "update\n"},
+		{[]string{"fetch", "--insecure-options", "image,t"}, "image,tls\n"},
+		{[]string{"image", "list", "--format", "json-"}, "json-pretty\n"},
 	} {
 		out := e.MustRun(append([]string{"__complete"}, c.args...)...)
 		if !strings.Contains(out, c.want) {

@@ -158,6 +158,13 @@ func (s *Server) appFlags(imageID string, cfg *runtimeapi.ContainerConfig) ([]st
 	}
 	if lx := cfg.GetLinux(); lx != nil {
 		sc := lx.GetSecurityContext()
+		// The kubelet's PID namespace modes: CONTAINER (its default) a
+		// namespace of the container's own; POD (shareProcessNamespace)
+		// the pod's, which all its containers share. TARGET (an
+		// ephemeral container's view of another) gets the pod's too.
+		if sc.GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_CONTAINER {
+			f = append(f, "--pid-namespace=private")
+		}
 		// Seccomp: RuntimeDefault and Unconfined (the kubelet's default
 		// when a pod names no profile, so not a request for none) get
 		// the launcher's default filter; a Localhost profile, a file on

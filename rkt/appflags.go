@@ -384,6 +384,15 @@ func init() {
 	addAppFlag(appFlag{name: "signature", usage: "detached signature file of the image",
 		apply: func(a *appConfig, v string) error { a.Signature = v; return nil }})
 	addBoolAnnotationFlag("privileged", pod.AnnotationPrivileged, "every capability, no seccomp filter, the host's devices, writable /sys and /proc/sys (the pod runs privileged)")
+	addAppFlag(appFlag{name: "pid-namespace", usage: "pod (default) or private: the app's PID namespace, the pod's or one of its own in which it sees only its processes (default stage1)",
+		apply: func(a *appConfig, v string) error {
+			if v != pod.PIDNamespacePod && v != pod.PIDNamespacePrivate {
+				return fmt.Errorf("want %s or %s", pod.PIDNamespacePod, pod.PIDNamespacePrivate)
+			}
+			n, _ := types.NewACIdentifier(pod.AnnotationPIDNamespace)
+			a.Annotations.Set(*n, v)
+			return nil
+		}})
 	addBoolAnnotationFlag("stdin-once", pod.AnnotationStdinOnce, "the app's input (--stdin=stream or tty) ends when the first rkt attach client leaves")
 	for _, s := range []struct{ name, usage string }{
 		{pod.EndpointStdin, "null (default), stream or tty: the app's input, from `rkt attach` when stream or tty"},

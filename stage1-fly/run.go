@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -160,6 +161,12 @@ func appConfig(podDir string, pm *schema.PodManifest, ra *schema.RuntimeApp, roo
 	app := ra.App
 	if app == nil {
 		return nil, fmt.Errorf("app %s has no app section in the pod manifest", ra.Name)
+	}
+	if private, err := pod.AppPrivatePIDNamespace(ra.Annotations); err != nil || private {
+		if err == nil {
+			err = errors.New("a PID namespace of its own needs the default stage1 (the fly runs apps in the host's)")
+		}
+		return nil, fmt.Errorf("app %s: %w", ra.Name, err)
 	}
 	rc, err := pod.ReadRuntimeConfig(podDir)
 	if err != nil {

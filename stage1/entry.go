@@ -175,7 +175,7 @@ func appHostPID(s1 string, podPID int, app string) (int, error) {
 	inner := strings.TrimSpace(string(b))
 	deadline := time.Now().Add(time.Second)
 	for {
-		if pid := pod.ChildByNSPid(podPID, inner); pid != 0 {
+		if pid := pod.DescendantByNSPid(podPID, inner); pid != 0 {
 			return pid, nil
 		}
 		if time.Now().After(deadline) {

@@ -103,12 +103,15 @@ func pidRecorder(app string) func() error {
 		fmt.Fprintf(os.Stderr, "appexec: record pid of %s: %v\n", app, err)
 		return nil
 	}
+	// Now, while /proc is still the pod's: the app's root may have the
+	// /proc of a PID namespace of its own.
+	pid := podPID()
 	return func() error {
 		defer unix.Close(dfd)
 		tmp := "." + app + ".tmp"
 		fd, err := unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o644)
 		if err == nil {
-			_, err = unix.Write(fd, []byte(strconv.Itoa(os.Getpid())))
+			_, err = unix.Write(fd, []byte(strconv.Itoa(pid)))
 			unix.Close(fd)
 		}
 		if err == nil {
@@ -119,6 +122,18 @@ func pidRecorder(app string) func() error {
 		}
 		return nil
 	}
+}
+
+// podPID is this process's PID in the pod's PID namespace, which /proc
+// (the pod's) says: in an app's own PID namespace getpid(2) would give
+// the PID there.
+func podPID() int {
+	if l, err := os.Readlink("/proc/self"); err == nil {
+		if n, err := strconv.Atoi(l); err == nil {
+			return n
+		}
+	}
+	return os.Getpid()
 }
 
 // stdinEnv names the FIFO an app reads its input from (see preparePod). The
@@ -158,6 +173,9 @@ func launchInUserNS(path string, rooted func() error) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "appexec: %v\n", err)
 		return appexec.ExitLaunchFailed
+	}
+	if c.NeedsPIDNamespace() {
+		return appexec.LaunchInPIDNamespace(path, os.Stderr)
 	}
 	have := map[string]bool{}
 	for _, n := range caps.Bounding().Names() {

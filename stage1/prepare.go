@@ -93,6 +93,9 @@ func appConfig(ra *schema.RuntimeApp, hostRootfs string, rc *pod.RuntimeConfig, 
 		return nil, fmt.Errorf("app %s: %w", ra.Name, err)
 	}
 	s.Apply(c)
+	if c.PrivatePIDNamespace, err = pod.AppPrivatePIDNamespace(ra.Annotations); err != nil {
+		return nil, fmt.Errorf("app %s: %w", ra.Name, err)
+	}
 	return c, nil
 }
 

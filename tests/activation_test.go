@@ -112,27 +112,32 @@ func TestSocketActivation(t *testing.T) {
 		m.Name = "rktng.io/test/activated"
 		m.App.Ports = append(m.App.Ports, types.Port{Name: "http", Protocol: "tcp", Port: uint(port), Count: 1, SocketActivated: true})
 	})
-	uuidFile := filepath.Join(e.root, "uuid")
-	// The host's network, where the port is taken (by the socket itself):
-	// the app can only serve on the socket it was passed.
-	run, _ := e.activatedRun(l, nspawnArgs("--uuid-file-save="+uuidFile, img, "--", "-serve-http=activated")...)
-	var uuid string
-	for deadline := time.Now().Add(30 * time.Second); uuid == ""; time.Sleep(20 * time.Millisecond) {
-		uuid = strings.TrimSpace(readFileOr(uuidFile))
-		if time.Now().After(deadline) {
-			t.Fatal("no pod")
+	// In the pod's PID namespace and in one of the app's own, where the
+	// app's launcher is not the unit's main process.
+	for i, flags := range [][]string{nil, {"--pid-namespace=private"}} {
+		uuidFile := filepath.Join(e.root, "uuid"+strconv.Itoa(i))
+		// The host's network, where the port is taken (by the socket
+		// itself): the app can only serve on the socket it was passed.
+		args := append(append([]string{"--uuid-file-save=" + uuidFile, img}, flags...), "--", "-serve-http=activated")
+		run, _ := e.activatedRun(l, nspawnArgs(args...)...)
+		var uuid string
+		for deadline := time.Now().Add(30 * time.Second); uuid == ""; time.Sleep(20 * time.Millisecond) {
+			uuid = strings.TrimSpace(readFileOr(uuidFile))
+			if time.Now().After(deadline) {
+				t.Fatal("no pod")
+			}
 		}
-	}
-	got := netHTTPGet(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/")
-	if !strings.Contains(got, "rkt-"+uuid) {
-		t.Errorf("the passed socket answered %q, want the pod's hostname", got)
-	}
-	if logs := e.MustRun("logs", uuid); !strings.Contains(logs, "listen.fds=1") {
-		t.Errorf("the app was not told of its socket: %q", logs)
-	}
-	e.MustRun("stop", uuid)
-	if code := exitCode(t, run); code != 143 {
-		t.Errorf("rkt run exited %d, want 143 (the app's SIGTERM)", code)
+		got := netHTTPGet(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/")
+		if !strings.Contains(got, "rkt-"+uuid) {
+			t.Errorf("%v: the passed socket answered %q, want the pod's hostname", flags, got)
+		}
+		if logs := e.MustRun("logs", uuid); !strings.Contains(logs, "listen.fds=1") {
+			t.Errorf("%v: the app was not told of its socket: %q", flags, logs)
+		}
+		e.MustRun("stop", uuid)
+		if code := exitCode(t, run); code != 143 {
+			t.Errorf("%v: rkt run exited %d, want 143 (the app's SIGTERM)", flags, code)
+		}
 	}
 
 	// Sockets for a pod none of whose apps takes them: refused in one

@@ -75,6 +75,9 @@ type Config struct {
 	// NoNewPrivileges sets PR_SET_NO_NEW_PRIVS: setuid binaries and file
 	// capabilities grant nothing.
 	NoNewPrivileges bool `json:"noNewPrivileges,omitempty"`
+	// PrivatePIDNamespace gives the app a PID namespace of its own, with
+	// a /proc of it in its root (see LaunchInPIDNamespace).
+	PrivatePIDNamespace bool `json:"privatePIDNamespace,omitempty"`
 	// Seccomp is the syscall filter; nil means seccomp.Default().
 	Seccomp *seccomp.Filter `json:"seccomp,omitempty"`
 	// SeccompProfile, when set, replaces Seccomp: a profile in the OCI

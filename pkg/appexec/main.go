@@ -30,6 +30,9 @@ func MainRooted(args []string, stderr io.Writer, rooted func() error) int {
 		fmt.Fprintf(stderr, "appexec: %v\n", err)
 		return ExitLaunchFailed
 	}
+	if c.NeedsPIDNamespace() {
+		return LaunchInPIDNamespace(args[0], stderr)
+	}
 	err = ExecRooted(c, rooted)
 	fmt.Fprintf(stderr, "appexec: %v\n", err)
 	return ExitLaunchFailed

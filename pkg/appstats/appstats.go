@@ -74,30 +74,15 @@ func PIDs(p *pod.Pod, app string) ([]int, error) {
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", app, ErrNotRunning)
 		}
-		if main = pod.ChildByNSPid(podPID, strings.TrimSpace(string(b))); main == 0 {
+		if main = pod.DescendantByNSPid(podPID, strings.TrimSpace(string(b))); main == 0 {
 			return nil, fmt.Errorf("app %s: %w", app, ErrNotRunning)
 		}
 	}
 	pids := []int{main}
 	for i := 0; i < len(pids); i++ {
-		pids = append(pids, children(pids[i])...)
+		pids = append(pids, pod.ChildPIDs(pids[i])...)
 	}
 	return pids, nil
-}
-
-// children lists the child processes of pid (of all its threads).
-func children(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, t := range tasks {
-		b, _ := os.ReadFile(t)
-		for _, f := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(f); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
 }
 
 // processUsage returns the CPU time (its own and its reaped children's)

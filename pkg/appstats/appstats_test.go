@@ -1,6 +1,7 @@
 package appstats
 
 import (
+	"github.com/rktng/rkt/pkg/pod"
 	"os"
 	"os/exec"
 	"testing"
@@ -15,7 +16,7 @@ func TestProcessUsageAndChildren(t *testing.T) {
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	var kids []int
 	for deadline := time.Now().Add(10 * time.Second); len(kids) == 0; time.Sleep(10 * time.Millisecond) {
-		kids = children(cmd.Process.Pid)
+		kids = pod.ChildPIDs(cmd.Process.Pid)
 		if time.Now().After(deadline) {
 			t.Fatal("the shell's child never showed")
 		}

@@ -449,26 +449,52 @@ func ProcessAlive(pid int) bool {
 	return pid > 0 && unix.Kill(pid, 0) != unix.ESRCH
 }
 
-// ChildByNSPid returns the host PID of the child of process parent whose
-// PID in its own PID namespace is nsPid (as an app's launcher records it
-// inside the pod), or 0 when no child has it. It maps an app's recorded
-// PID to the host's from the pod's PID 1.
-func ChildByNSPid(parent int, nsPid string) int {
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", parent))
+// DescendantByNSPid returns the host PID of the descendant of process
+// root whose PID in root's PID namespace is nsPid (as an app's launcher
+// records it inside the pod), or 0 when none has it. It maps an app's
+// recorded PID to the host's from the pod's PID 1; the app may be a
+// grandchild, in a PID namespace of its own.
+func DescendantByNSPid(root int, nsPid string) int {
+	depth := len(nsPIDs(root)) - 1
+	if depth < 0 {
+		return 0
+	}
+	queue := ChildPIDs(root)
+	for i := 0; i < len(queue) && i < 100000; i++ {
+		if ns := nsPIDs(queue[i]); len(ns) > depth && ns[depth] == nsPid {
+			return queue[i]
+		}
+		queue = append(queue, ChildPIDs(queue[i])...)
+	}
+	return 0
+}
+
+// nsPIDs is process pid's NSpid line: its PIDs from the host's namespace
+// down to its own.
+func nsPIDs(pid int) []string {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" {
+			return f[1:]
+		}
+	}
+	return nil
+}
+
+// ChildPIDs lists the children of process pid (of all its threads).
+func ChildPIDs(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	for _, t := range tasks {
-		kids, _ := os.ReadFile(t)
-		for _, k := range strings.Fields(string(kids)) {
-			st, err := os.ReadFile("/proc/" + k + "/status")
-			if err != nil {
-				continue
-			}
-			for _, line := range strings.Split(string(st), "\n") {
-				if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" && f[len(f)-1] == nsPid {
-					n, _ := strconv.Atoi(k)
-					return n
-				}
+		b, _ := os.ReadFile(t)
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
 			}
 		}
 	}
-	return 0
+	return out
 }

@@ -165,3 +165,28 @@ func AppPrivileged(a types.Annotations) bool {
 	v, ok := a.Get(AnnotationPrivileged)
 	return ok && v == "true"
 }
+
+// AnnotationPIDNamespace, on an app, is "private" for an app that runs in
+// a PID namespace of its own (seeing only its processes, as a Kubernetes
+// container does unless its pod shares one), or "pod" (the default: the
+// pod's, which all its apps share).
+const AnnotationPIDNamespace = "rktng.io/rkt/stage2/pid-namespace"
+
+// PID namespace modes of AnnotationPIDNamespace.
+const (
+	PIDNamespacePod     = "pod"
+	PIDNamespacePrivate = "private"
+)
+
+// AppPrivatePIDNamespace says whether an app's annotations give it a PID
+// namespace of its own; a value other than pod or private is an error.
+func AppPrivatePIDNamespace(a types.Annotations) (bool, error) {
+	v, ok := a.Get(AnnotationPIDNamespace)
+	switch {
+	case !ok || v == PIDNamespacePod:
+		return false, nil
+	case v == PIDNamespacePrivate:
+		return true, nil
+	}
+	return false, fmt.Errorf("annotation %s=%s: want %s or %s", AnnotationPIDNamespace, v, PIDNamespacePod, PIDNamespacePrivate)
+}

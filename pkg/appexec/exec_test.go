@@ -15,6 +15,7 @@ import (
 
 	"github.com/rktng/rkt/pkg/appexec/caps"
 	"github.com/rktng/rkt/pkg/appexec/seccomp"
+	"golang.org/x/sys/unix"
 )
 
 // The tests run Exec in a child: the test binary re-executes itself with
@@ -22,6 +23,9 @@ import (
 const (
 	childEnv = "APPEXEC_TEST_CONFIG"
 	enterEnv = "APPEXEC_TEST_ENTER"
+	// mainEnv names a config file for Main, in a mount namespace of
+	// the child's own.
+	mainEnv = "APPEXEC_TEST_MAIN"
 )
 
 func TestMain(m *testing.M) {
@@ -34,6 +38,17 @@ func TestMain(m *testing.M) {
 		err := Exec(&c)
 		os.Stderr.WriteString("EXECFAIL: " + err.Error() + "\n")
 		os.Exit(251)
+	}
+	if path := os.Getenv(mainEnv); path != "" {
+		// The first launcher (not the one its namespace's init starts)
+		// keeps its mounts from the host's mount namespace.
+		if os.Getenv(pidInnerEnv) == "" {
+			if err := unix.Mount("", "/", "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+				os.Stderr.WriteString("private mounts: " + err.Error() + "\n")
+				os.Exit(250)
+			}
+		}
+		os.Exit(Main([]string{path}, os.Stderr))
 	}
 	if cfg := os.Getenv(enterEnv); cfg != "" {
 		var ec EnterConfig
@@ -414,5 +429,52 @@ func TestSeccompProfile(t *testing.T) {
 	_, errOut, _ = runChild(t, c)
 	if strings.Contains(errOut, "ermission denied") || !strings.Contains(errOut, "No such device") {
 		t.Fatalf("mount under a profile that allows it: %q", errOut)
+	}
+}
+
+// An app with a PID namespace of its own: it is not PID 1 there, sees a
+// /proc of its namespace only, and its exit status comes back up.
+func TestPrivatePIDNamespace(t *testing.T) {
+	needRoot(t)
+	needBusybox(t)
+	root := busyboxRootfs(t)
+	if err := os.Mkdir(filepath.Join(root, "proc"), 0o555); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"ls"} {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := filepath.Join(t.TempDir(), "app.json")
+	c := &Config{Name: "alone", Rootfs: root, PrivatePIDNamespace: true, DisablePaths: true,
+		Exec: []string{"/bin/sh", "-c", "echo pid=$$; ls /proc; exit 5"}, Env: []string{"PATH=/bin"}}
+	if err := WriteConfig(cfgPath, c); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = []string{mainEnv + "=" + cfgPath}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 5 {
+		t.Fatalf("want exit 5: %v %s", err, errb.String())
+	}
+	var pids []string
+	for _, f := range strings.Fields(out.String()) {
+		if _, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, f)
+		}
+	}
+	// Its init, itself and ls.
+	self := strings.TrimPrefix(strings.SplitN(out.String(), "\n", 2)[0], "pid=")
+	seen := map[string]bool{}
+	for _, p := range pids {
+		seen[p] = true
+	}
+	if self == "1" || len(pids) != 3 || !seen["1"] || !seen[self] {
+		t.Fatalf("want the app beside its namespace's init, and nothing else: %q", out.String())
 	}
 }

@@ -193,8 +193,9 @@ func appConfig(podDir string, pm *schema.PodManifest, ra *schema.RuntimeApp, roo
 		DisablePaths:        true,
 	}
 	// An app that asks for capability, seccomp, no_new_privs or OOM
-	// isolators, or has a seccomp profile, gets them (with the runtime's defaults for the rest, as
-	// under the default stage1), unless --insecure-options lifted them.
+	// isolators, or has a seccomp profile, gets them (with the runtime's
+	// defaults for the rest, as under the default stage1), unless
+	// --insecure-options lifted them.
 	if _, profile := ra.Annotations.Get(isolators.AnnotationSeccompProfile); profile || securityIsolators(app) {
 		s, err := isolators.ForRuntimeApp(ra, id.UID)
 		if err != nil {

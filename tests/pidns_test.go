@@ -22,11 +22,17 @@ func TestStage1PrivatePIDNamespace(t *testing.T) {
 	e := stage1Env(t)
 	e.Fetch("busybox.aci")
 	uuidFile := filepath.Join(e.root, "uuid")
-	r := e.nspawn("--uuid-file-save="+uuidFile,
-		busyboxName, "--name=alone", "--pid-namespace=private", "--exec=/bin/sh", "--", "-c",
-		`echo pid=$$; sleep 1.1; `+procArgs+`; exit 7`,
-		"---", busyboxName, "--name=shared", "--exec=/bin/sh", "--", "-c",
-		`sleep 0.9 & sleep 0.5; `+procArgs)
+	// The two apps meet through a shared volume, not through timing:
+	// "shared" starts its marker process and says so; "alone" then lists
+	// what it sees, with a marker of its own running until "shared" has
+	// seen that one.
+	r := e.nspawn("--uuid-file-save="+uuidFile, "--volume=sync,kind=empty",
+		busyboxName, "--name=alone", "--pid-namespace=private", "--mount=volume=sync,target=/sync", "--exec=/bin/sh", "--", "-c",
+		`echo pid=$$; sleep 30 & until [ -e /sync/ready ]; do sleep 0.05; done; `+procArgs+
+			`; until [ -e /sync/seen ]; do sleep 0.05; done; kill $!; exit 7`,
+		"---", busyboxName, "--name=shared", "--mount=volume=sync,target=/sync", "--exec=/bin/sh", "--", "-c",
+		`sleep 29 & touch /sync/ready; for i in $(seq 400); do (`+procArgs+`) > /tmp/seen; grep -q "sleep 30" /tmp/seen && break; sleep 0.05; done; `+
+			`cat /tmp/seen; touch /sync/seen; kill $!`)
 	if r.Code != 7 {
 		t.Fatalf("want the first app's exit status 7: %s", r)
 	}
@@ -39,10 +45,10 @@ func TestStage1PrivatePIDNamespace(t *testing.T) {
 			shared += v + "\n"
 		}
 	}
-	if strings.Contains(alone, "sleep 0.9") || strings.Contains(alone, "systemd") {
+	if !strings.Contains(alone, "sleep 30") || strings.Contains(alone, "sleep 29") || strings.Contains(alone, "systemd") {
 		t.Errorf("the private app sees the pod's processes:\n%s", alone)
 	}
-	if !strings.Contains(shared, "sleep 1.1") || !strings.Contains(shared, "systemd") {
+	if !strings.Contains(shared, "sleep 30") || !strings.Contains(shared, "sleep 29") || !strings.Contains(shared, "systemd") {
 		t.Errorf("an app of the pod's namespace does not see the private app's processes:\n%s", shared)
 	}
 	if !regexp.MustCompile(`(?m)^pid=\d+$`).MatchString(alone) || strings.Contains(alone, "pid=1\n") {

@@ -23,7 +23,7 @@ import (
 // sandboxFlags are the pod flags of run that a sandbox takes: everything
 // about the pod itself, nothing about its (not yet given) apps.
 var sandboxFlags = []string{"stage1-path", "stage1-url", "stage1-name", "stage1-hash", "stage1-from-dir",
-	"uuid-file-save", "net", "dns", "dns-search", "dns-opt", "dns-domain", "hosts-entry", "hostname", "ipc",
+	"uuid-file-save", "net", "dns", "dns-search", "dns-opt", "dns-domain", "hosts-entry", "hostname", "ipc", "private-users",
 	"mds-register", "mds-socket", "user-annotation", "user-label"}
 
 func init() {

@@ -313,7 +313,18 @@ func AddApp(ctx context.Context, cfg AddAppConfig) (string, error) {
 
 	// The app's root: built detached here, where the tree and the pod
 	// directory are, and attached in the pod's own mount namespace.
-	mfd, err := podmount.Overlay(img.Rootfs, upper, work)
+	userns, err := podmount.OwnUserNS(mp.pid)
+	if err != nil {
+		return "", err
+	}
+	var mfd int
+	if userns != nil {
+		// A --private-users pod: nspawn chowned the roots it booted
+		// with; an added app's files are mapped instead.
+		mfd, err = podmount.OverlayInUserNS(img.Rootfs, upper, work, userns)
+	} else {
+		mfd, err = podmount.Overlay(img.Rootfs, upper, work)
+	}
 	if err != nil {
 		return "", fmt.Errorf("app %s: %w", app, err)
 	}

@@ -2,13 +2,16 @@ package stage1
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/appc/spec/schema/types"
@@ -102,13 +105,60 @@ func AppEntrypoint(op string, args []string, stderr io.Writer) int {
 // the mount namespace of the pod's PID 1 (where its /run and the image's
 // libraries are).
 func systemctl(podPID int, args ...string) error {
-	cmd := exec.Command("/usr/bin/systemctl", args...)
-	cmd.Dir = "/"
+	userns, err := podmount.OwnUserNS(podPID)
+	if err != nil {
+		return err
+	}
+	var cmd *exec.Cmd
+	var run func() error
+	if userns != nil {
+		// systemd takes orders from root only, which in a
+		// --private-users pod is the root of its user namespace: a
+		// process that a Go one cannot become (setns(2) refuses it
+		// to a multithreaded process). The image's nsenter can; in
+		// the pod's PID namespace too, or systemd drops a peer whose
+		// PID it cannot see.
+		nsenter := append([]string{"--target=" + strconv.Itoa(podPID), "--user", "--mount", "--pid", "--", "/usr/bin/systemctl"}, args...)
+		cmd = imageCommand(context.Background(), pod.Stage1RootfsPath("."), "nsenter", nsenter)
+		run = cmd.Run
+	} else {
+		cmd = exec.Command("/usr/bin/systemctl", args...)
+		cmd.Dir = "/"
+		run = func() error { return podmount.Run(podPID, cmd) }
+	}
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0"}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := podmount.Run(podPID, cmd); err != nil {
+	if err := run(); err != nil {
 		return fmt.Errorf("systemctl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// handOver gives the root of a --private-users pod what app/add wrote for
+// app in its stage1 root (launcher configs, FIFOs, unit): written after
+// the pod booted, they are the host root's, whom the pod's user namespace
+// does not map (nspawn chowned everything there at boot).
+func handOver(s1, app string, ns *podmount.UserNS) error {
+	for _, dir := range []string{appexecDir, iomuxDir, unitDir} {
+		entries, err := os.ReadDir(filepath.Join(s1, dir))
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.Name() != app && !strings.HasPrefix(e.Name(), app+".") {
+				continue
+			}
+			err := filepath.WalkDir(filepath.Join(s1, dir, e.Name()), func(path string, _ fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				return os.Lchown(path, ns.RootUID, ns.RootGID)
+			})
+			if err != nil {
+				return fmt.Errorf("hand %s to the pod's root: %w", e.Name(), err)
+			}
+		}
 	}
 	return nil
 }
@@ -207,6 +257,13 @@ func appAdd(a *AppArgs) error {
 	}
 	if _, _, err := prepareApp(ra, appSetup{podDir: podDir, hostRoot: hostRoot, vols: vols, rc: rc, podEnv: env, tee: true}); err != nil {
 		return err
+	}
+	if userns, err := podmount.OwnUserNS(podPID); err != nil {
+		return err
+	} else if userns != nil {
+		if err := handOver(s1, a.App, userns); err != nil {
+			return err
+		}
 	}
 	// Cgroup v1 limits: the app's host cgroups were bound into the
 	// stage1 root here, in stage0's namespace; the pod's systemd and the

@@ -542,12 +542,18 @@ func privateRunNspawn() {
 	if err := unix.Statfs("/run", &st); err == nil && st.Type == unix.TMPFS_MAGIC {
 		return
 	}
-	own, err1 := os.Readlink("/proc/self/ns/mnt")
-	// stage0 unshared the namespace and exec'd us: our parent (whoever
-	// ran rkt) is still in the host's.
-	host, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()))
-	if err1 != nil || err2 != nil || own == host {
+	// stage0 unshared the namespace and exec'd us: whoever ran rkt, and
+	// the host's PID 1, are still in the host's. The parent may be out
+	// of sight (getppid 0: rkt was started by a process that exited, and
+	// adopted from outside this PID namespace); PID 1 is never.
+	own, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
 		return
+	}
+	for _, other := range []string{"/proc/1/ns/mnt", fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid())} {
+		if ns, err := os.Readlink(other); err == nil && ns == own {
+			return
+		}
 	}
 	_ = os.MkdirAll("/run/systemd/nspawn", 0o755)
 	_ = unix.Mount("tmpfs", "/run/systemd/nspawn", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755")

@@ -491,3 +491,37 @@ func TestAppHostVolume(t *testing.T) {
 	// The names are free again.
 	e.MustRun("app", "add", uuid, inspectName, "--name=again", "--mnt-volume=name=data,kind=host,source="+host+",target=/data", "--", "-exit=0")
 }
+
+// A mutable pod in a user namespace of its own (--private-users): an added
+// app's files are its root's there (an idmapped view of the store's tree,
+// nothing copied), what it writes is stored as the pod's host user, and
+// the pod's systemd starts, stops and removes it; rkt enter reaches it.
+func TestAppPrivateUsers(t *testing.T) {
+	e := stage1Env(t)
+	e.Fetch("busybox.aci")
+	_, uuid := e.startSandbox("--net=none", "--private-users")
+	e.MustRun("app", "add", uuid, busyboxName, "--name=sh", "--exec=/bin/sh", "--", "-c",
+		`id -u; cat /proc/self/uid_map; echo x > /written && echo wrote; ls -ln /bin/busybox /written`)
+	e.MustRun("app", "start", uuid, "--app=sh")
+	if s := e.waitAppState(uuid, "sh", "exited"); s.ExitCode == nil || *s.ExitCode != 0 {
+		t.Fatalf("app: %+v: %s", s, e.MustRun("logs", "--app=sh", uuid))
+	}
+	logs := strings.Fields(e.MustRun("logs", "--app=sh", uuid))
+	// id -u; the uid map (0 BASE 65536); wrote; two ls -ln lines.
+	if len(logs) < 8 || logs[0] != "0" || logs[1] != "0" || logs[2] == "0" || logs[4] != "wrote" {
+		t.Fatalf("the app as the pod's root: %q", logs)
+	}
+	for _, l := range strings.Split(e.MustRun("logs", "--app=sh", uuid), "\n") {
+		if f := strings.Fields(l); len(f) > 3 && strings.HasPrefix(f[0], "-") && (f[2] != "0" || f[3] != "0") {
+			t.Errorf("a file of the app's root is not its root's: %q", l)
+		}
+	}
+	e.MustRun("app", "rm", uuid, "--app=sh")
+	e.MustRun("app", "add", uuid, busyboxName, "--name=long", "--exec=/bin/sleep", "--", "600")
+	e.MustRun("app", "start", uuid, "--app=long")
+	if r := e.enter(uuid, "/bin/cat", "/proc/self/uid_map"); r.Code != 0 || len(strings.Fields(r.Stdout)) != 3 || strings.Fields(r.Stdout)[1] != logs[2] {
+		t.Errorf("rkt enter into the added app: %s", r)
+	}
+	e.MustRun("app", "rm", uuid, "--app=long")
+	e.MustRun("stop", uuid)
+}

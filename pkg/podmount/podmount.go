@@ -79,6 +79,81 @@ func in(pid int, pidNS bool, fn func() error) error {
 // caller's namespace) as a detached mount and returns its file
 // descriptor: it is in no mount table until Attach moves it somewhere.
 func Overlay(lower, upper, work string) (int, error) {
+	return overlay(lower, upper, work)
+}
+
+// UserNS describes the user namespace of a pod's process: its file and
+// where it maps root on the host.
+type UserNS struct {
+	// Path is /proc/PID/ns/user.
+	Path string
+	// RootUID and RootGID are the host's IDs of the namespace's root.
+	RootUID, RootGID int
+}
+
+// OwnUserNS returns the user namespace of process pid, or nil when it is
+// the caller's.
+func OwnUserNS(pid int) (*UserNS, error) {
+	path := fmt.Sprintf("/proc/%d/ns/user", pid)
+	var a, b unix.Stat_t
+	if err := unix.Stat(path, &a); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoNamespace, err)
+	}
+	if err := unix.Stat("/proc/self/ns/user", &b); err != nil {
+		return nil, err
+	}
+	if a.Dev == b.Dev && a.Ino == b.Ino {
+		return nil, nil
+	}
+	ns := &UserNS{Path: path}
+	for i, f := range []string{"uid_map", "gid_map"} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+		if err != nil {
+			return nil, err
+		}
+		var inside, outside, count int
+		if _, err := fmt.Sscan(string(data), &inside, &outside, &count); err != nil || inside != 0 {
+			return nil, fmt.Errorf("%s of process %d does not map root: %q", f, pid, data)
+		}
+		if i == 0 {
+			ns.RootUID = outside
+		} else {
+			ns.RootGID = outside
+		}
+	}
+	return ns, nil
+}
+
+// OverlayInUserNS is Overlay for a pod in user namespace ns: the lower
+// tree is seen through an idmapped mount of it, so that its files (the
+// host's root's, in the store) are the namespace's root's in the pod, and
+// upper, the root of the overlay, is made the namespace root's, so that
+// what the app writes is stored as the host user it is. The store's tree
+// is not changed or copied.
+func OverlayInUserNS(lower, upper, work string, ns *UserNS) (int, error) {
+	if err := os.Chown(upper, ns.RootUID, ns.RootGID); err != nil {
+		return -1, err
+	}
+	usernsFd, err := unix.Open(ns.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(usernsFd)
+	tree, err := unix.OpenTree(unix.AT_FDCWD, lower, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("clone %s: %w", lower, err)
+	}
+	defer unix.Close(tree)
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_RDONLY, Userns_fd: uint64(usernsFd)}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		return -1, fmt.Errorf("idmapped mount of %s: %w", lower, err)
+	}
+	// overlayfs takes its layers by path; the detached idmapped mount
+	// has one through this process's descriptor.
+	return overlay(fmt.Sprintf("/proc/self/fd/%d", tree), upper, work)
+}
+
+func overlay(lower, upper, work string) (int, error) {
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return -1, fmt.Errorf("fsopen overlay: %w (is overlayfs available? try --no-overlay)", err)

@@ -180,7 +180,11 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
 		{Type: runtimeapi.RuntimeReady, Status: true},
 		{Type: runtimeapi.NetworkReady, Status: true},
-	}}}, nil
+	}},
+		// The kubelet runs a pod with hostUsers: false only on a
+		// runtime that says it can (sandboxes with --private-users).
+		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Features: &runtimeapi.RuntimeHandlerFeatures{UserNamespaces: true}}},
+	}, nil
 }
 
 // UpdateRuntimeConfig accepts the kubelet's pod CIDR and ignores it: the

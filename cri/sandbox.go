@@ -34,6 +34,10 @@ type sandboxMeta struct {
 	NodeNetwork bool `json:"nodeNetwork,omitempty"`
 	// NodeIPC: the sandbox shares the node's IPC namespace.
 	NodeIPC bool `json:"nodeIPC,omitempty"`
+	// UsernsHostID and UsernsLength are the host IDs the sandbox's user
+	// namespace maps from 0 (hostUsers: false); 0 and 0 for none.
+	UsernsHostID uint32 `json:"usernsHostID,omitempty"`
+	UsernsLength uint32 `json:"usernsLength,omitempty"`
 	// LogDirectory is where the kubelet wants its containers' logs.
 	LogDirectory string `json:"logDirectory,omitempty"`
 }
@@ -105,7 +109,12 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		// would be a different pod, not a weaker one.
 		return nil, status.Error(codes.InvalidArgument, "hostPID: a pod in the host's PID namespace is not supported (each pod's systemd is its PID 1)")
 	}
+	hostID, length, err := usernsMapping(ns.GetUsernsOptions())
+	if err != nil {
+		return nil, err
+	}
 	meta := sandboxMeta{Name: md.Name, UID: md.Uid, Namespace: md.Namespace, Attempt: md.Attempt,
+		UsernsHostID: hostID, UsernsLength: length,
 		Labels: cfg.Labels, Annotations: cfg.Annotations,
 		NodeNetwork:  ns.GetNetwork() == runtimeapi.NamespaceMode_NODE,
 		NodeIPC:      ns.GetIpc() == runtimeapi.NamespaceMode_NODE,
@@ -128,6 +137,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		for _, n := range s.cfg.Nets {
 			args = append(args, "--net="+n)
 		}
+	}
+	if meta.UsernsLength > 0 {
+		args = append(args, fmt.Sprintf("--private-users=%d:%d", meta.UsernsHostID, meta.UsernsLength))
 	}
 	if meta.NodeIPC {
 		args = append(args, "--ipc=parent")
@@ -329,6 +341,10 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 		return runtimeapi.NamespaceMode_POD
 	}
 	opts := &runtimeapi.NamespaceOption{Network: mode(sb.meta.NodeNetwork), Ipc: mode(sb.meta.NodeIPC), Pid: runtimeapi.NamespaceMode_POD}
+	if m := sb.meta; m.UsernsLength > 0 {
+		ids := []*runtimeapi.IDMapping{{HostId: m.UsernsHostID, ContainerId: 0, Length: m.UsernsLength}}
+		opts.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: ids, Gids: ids}
+	}
 	st := &runtimeapi.PodSandboxStatus{
 		Id: sb.p.UUID, Metadata: sb.metadata(), State: sb.state(), CreatedAt: sb.p.Created().UnixNano(),
 		Linux:  &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{Options: opts}},
@@ -393,4 +409,25 @@ func appName(name string, attempt uint32) (string, error) {
 		return "", status.Errorf(codes.InvalidArgument, "container name %q: %v", name, err)
 	}
 	return n, nil
+}
+
+// usernsMapping reads the kubelet's user namespace of a sandbox
+// (hostUsers: false) as nspawn takes it: one range, from 0, the same for
+// users and groups. None (or NODE) is 0, 0.
+func usernsMapping(u *runtimeapi.UserNamespace) (uint32, uint32, error) {
+	if u == nil || u.Mode == runtimeapi.NamespaceMode_NODE {
+		return 0, 0, nil
+	}
+	if u.Mode != runtimeapi.NamespaceMode_POD {
+		return 0, 0, status.Errorf(codes.InvalidArgument, "user namespace mode %v: only POD and NODE are supported", u.Mode)
+	}
+	if len(u.Uids) != 1 || len(u.Gids) != 1 {
+		return 0, 0, status.Error(codes.InvalidArgument, "user namespace: want one UID and one GID mapping")
+	}
+	uid, gid := u.Uids[0], u.Gids[0]
+	if uid.ContainerId != 0 || gid.ContainerId != 0 || uid.HostId != gid.HostId || uid.Length != gid.Length || uid.Length == 0 {
+		return 0, 0, status.Errorf(codes.InvalidArgument, "user namespace: UIDs %d:%d:%d and GIDs %d:%d:%d: want one range from 0, the same for both",
+			uid.ContainerId, uid.HostId, uid.Length, gid.ContainerId, gid.HostId, gid.Length)
+	}
+	return uid.HostId, uid.Length, nil
 }

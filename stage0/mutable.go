@@ -333,7 +333,7 @@ func AddApp(ctx context.Context, cfg AddAppConfig) (string, error) {
 		return "", fmt.Errorf("app %s: %w", app, err)
 	}
 	undo = append(undo, func() { _ = podmount.Unmount(mp.pid, target) })
-	if err := attachHostVolumes(mp.pid, ra, &undo); err != nil {
+	if err := attachHostVolumes(mp.pid, ra, userns, &undo); err != nil {
 		return "", fmt.Errorf("app %s: %w", app, err)
 	}
 
@@ -352,8 +352,9 @@ func AddApp(ctx context.Context, cfg AddAppConfig) (string, error) {
 // attachHostVolumes binds the host volumes of the app's own
 // (--mnt-volume) into the running pod, where nspawn would have bound them
 // at boot: built detached here, in the host's view, and attached in the
-// pod's namespace only. Each success adds its undo.
-func attachHostVolumes(pid int, ra *schema.RuntimeApp, undo *[]func()) error {
+// pod's namespace only; in a pod with a user namespace of its own
+// (userns), idmapped with it. Each success adds its undo.
+func attachHostVolumes(pid int, ra *schema.RuntimeApp, userns *podmount.UserNS, undo *[]func()) error {
 	for _, m := range ra.Mounts {
 		v := m.AppVolume
 		if v == nil || v.Kind != "host" {
@@ -365,7 +366,7 @@ func attachHostVolumes(pid int, ra *schema.RuntimeApp, undo *[]func()) error {
 		}
 		recursive := v.Recursive == nil || *v.Recursive
 		readOnly := v.ReadOnly != nil && *v.ReadOnly
-		fd, err := podmount.Bind(v.Source, recursive, readOnly)
+		fd, err := podmount.BindInUserNS(v.Source, recursive, readOnly, userns)
 		if err != nil {
 			return fmt.Errorf("volume %s: %w", v.Name, err)
 		}

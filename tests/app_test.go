@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -494,14 +495,24 @@ func TestAppHostVolume(t *testing.T) {
 
 // A mutable pod in a user namespace of its own (--private-users): an added
 // app's files are its root's there (an idmapped view of the store's tree,
-// nothing copied), what it writes is stored as the pod's host user, and
-// the pod's systemd starts, stops and removes it; rkt enter reaches it.
+// nothing copied), what it writes is stored as the pod's host user, its
+// host volume is idmapped too, and the pod's systemd starts, stops and
+// removes it; rkt enter reaches it.
 func TestAppPrivateUsers(t *testing.T) {
 	e := stage1Env(t)
 	e.Fetch("busybox.aci")
 	_, uuid := e.startSandbox("--net=none", "--private-users")
-	e.MustRun("app", "add", uuid, busyboxName, "--name=sh", "--exec=/bin/sh", "--", "-c",
-		`id -u; cat /proc/self/uid_map; echo x > /written && echo wrote; ls -ln /bin/busybox /written`)
+	// A host volume, as the kubelet's are: the host's root's, idmapped.
+	data := filepath.Join(e.root, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "from-host"), []byte("h"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.MustRun("app", "add", uuid, busyboxName, "--name=sh", "--mnt-volume=name=data,kind=host,source="+data+",target=/data",
+		"--exec=/bin/sh", "--", "-c",
+		`id -u; cat /proc/self/uid_map; echo x > /written && echo x > /data/from-app && echo wrote; ls -ln /bin/busybox /written /data/from-host`)
 	e.MustRun("app", "start", uuid, "--app=sh")
 	if s := e.waitAppState(uuid, "sh", "exited"); s.ExitCode == nil || *s.ExitCode != 0 {
 		t.Fatalf("app: %+v: %s", s, e.MustRun("logs", "--app=sh", uuid))
@@ -515,6 +526,10 @@ func TestAppPrivateUsers(t *testing.T) {
 		if f := strings.Fields(l); len(f) > 3 && strings.HasPrefix(f[0], "-") && (f[2] != "0" || f[3] != "0") {
 			t.Errorf("a file of the app's root is not its root's: %q", l)
 		}
+	}
+	// What the pod's root wrote in the volume is the host's root's.
+	if st, err := os.Stat(filepath.Join(data, "from-app")); err != nil || st.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("a file the app wrote in its host volume: %v %v, want the host's root's", st, err)
 	}
 	e.MustRun("app", "rm", uuid, "--app=sh")
 	e.MustRun("app", "add", uuid, busyboxName, "--name=long", "--exec=/bin/sleep", "--", "600")

@@ -188,6 +188,14 @@ func Clone(path string) (int, error) {
 // with the mounts below it unless recursive is false, read-only (all of
 // it) if readOnly. Attach or AttachFile puts it in place.
 func Bind(path string, recursive, readOnly bool) (int, error) {
+	return BindInUserNS(path, recursive, readOnly, nil)
+}
+
+// BindInUserNS is Bind for a pod in user namespace ns (nil: none): the
+// bind is idmapped with it, so that the host's root's files are the
+// namespace root's (and what that root writes is stored as the host's
+// root's), as the kubelet expects of a runtime for hostUsers: false.
+func BindInUserNS(path string, recursive, readOnly bool, ns *UserNS) (int, error) {
 	flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
 	var rec int
 	if recursive {
@@ -197,11 +205,24 @@ func Bind(path string, recursive, readOnly bool) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("bind %s: %w", path, err)
 	}
+	attr := &unix.MountAttr{}
 	if readOnly {
-		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if ns != nil {
+		usernsFd, err := unix.Open(ns.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		defer unix.Close(usernsFd)
+		attr.Attr_set |= unix.MOUNT_ATTR_IDMAP
+		attr.Userns_fd = uint64(usernsFd)
+	}
+	if attr.Attr_set != 0 {
 		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|uint(rec), attr); err != nil {
 			unix.Close(fd)
-			return -1, fmt.Errorf("bind %s read-only: %w", path, err)
+			return -1, fmt.Errorf("bind %s (read-only %v, idmapped %v): %w", path, readOnly, ns != nil, err)
 		}
 	}
 	return fd, nil

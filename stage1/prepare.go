@@ -211,9 +211,20 @@ func preparePod(podDir string, pm *schema.PodManifest, rc *pod.RuntimeConfig, ho
 		if v.ReadOnly != nil && *v.ReadOnly {
 			opt = "--bind-ro="
 		}
-		bind := opt + src + ":" + inPod
+		var bindOpts []string
 		if v.Recursive != nil && !*v.Recursive {
-			bind += ":norbind"
+			bindOpts = append(bindOpts, "norbind")
+		}
+		if rc.PrivateUsers != "" {
+			// The volume's files as the pod's user namespace sees its
+			// own: the host's root's are its root's (and what it
+			// writes stays the host's root's), an empty volume's
+			// uid and gid are the same inside.
+			bindOpts = append(bindOpts, "idmap")
+		}
+		bind := opt + src + ":" + inPod
+		if len(bindOpts) > 0 {
+			bind += ":" + strings.Join(bindOpts, ",")
 		}
 		pf.nspawnBinds = append(pf.nspawnBinds, bind)
 	}

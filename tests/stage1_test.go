@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -317,11 +318,19 @@ func TestStage1GCLeavesNothing(t *testing.T) {
 	}
 }
 
-// --private-users: the pod's root is an unprivileged user on the host.
+// --private-users: the pod's root is an unprivileged user on the host;
+// its host and empty volumes are idmapped: the host's root's files are
+// its root's, and what it writes there stays the host's root's.
 func TestStage1PrivateUsers(t *testing.T) {
 	e := stage1Env(t)
-	r := e.nspawn("--private-users", inspectName, "--", "-print-user", "-read-file=/proc/self/uid_map",
-		"-write-file=/written", "-content=x")
+	vol := filepath.Join(e.root, "vol")
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := e.nspawn("--private-users", "--volume=data,kind=host,source="+vol, "--volume=scratch,kind=empty,uid=1000,gid=1000",
+		inspectName, "--mount=volume=data,target=/data", "--mount=volume=scratch,target=/scratch",
+		"--", "-print-user", "-read-file=/proc/self/uid_map",
+		"-write-file=/written", "-write-file=/data/from-pod", "-write-file=/scratch/from-pod", "-content=x")
 	if r.Code != 0 {
 		t.Fatal(r)
 	}
@@ -330,8 +339,11 @@ func TestStage1PrivateUsers(t *testing.T) {
 	if m["uid"] != "0" || len(f) != 3 || f[0] != "0" || f[1] == "0" {
 		t.Fatalf("not in a shifted user namespace: %s", r.Stdout)
 	}
-	if m["write:/written"] != "ok" {
-		t.Errorf("pod root cannot write its own root: %s", r.Stdout)
+	if m["write:/written"] != "ok" || m["write:/data/from-pod"] != "ok" || m["write:/scratch/from-pod"] != "ok" {
+		t.Errorf("pod root cannot write its own root or its volumes: %s", r.Stdout)
+	}
+	if st, err := os.Stat(filepath.Join(vol, "from-pod")); err != nil || st.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("a file the pod's root wrote in a host volume: %v %v, want the host's root's", st, err)
 	}
 }
 
